@@ -1,0 +1,131 @@
+"""Run configuration: frozen dataclasses for the model, data and training, validated, JSON round-trip.
+
+A run's `config.json` is `RunConfig.to_dict()`; it holds everything needed to rebuild the models
+and resume training, so `generate` and `--resume` need no flags.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import UsageError
+
+SCHEMA_VERSION = 1
+LOSSES = ("bce", "lsgan", "hinge", "wgan-gp")
+MODEL_KINDS = ("dcgan", "mlp")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+DCGAN_SIZES = (28, 32, 64, 128)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    kind: str = "dcgan"
+    image_size: int = 28
+    channels: int = 1
+    latent_dim: int = 100
+    g_features: int = 64  # ngf: width of G's last hidden layer (MLP: a quarter of its first)
+    d_features: int = 64  # ndf: width of D's first layer (MLP: an eighth of its first)
+
+    def validate(self) -> None:
+        _choice("model", self.kind, MODEL_KINDS)
+        if self.kind == "dcgan" and self.image_size not in DCGAN_SIZES:
+            sizes = ", ".join(map(str, DCGAN_SIZES))
+            raise UsageError(f"--image-size {self.image_size} is not supported; use one of {sizes}")
+        _positive("image-size", self.image_size)
+        _choice("channels", self.channels, (1, 3))
+        for name in ("latent_dim", "g_features", "d_features"):
+            _positive(name.replace("_", "-"), getattr(self, name))
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    source: str = "digits"  # "digits" (bundled MNIST test set) or a folder path
+    channels: int | None = None  # None: 1 when every image is grayscale, else 3
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    loss: str = "bce"
+    batch_size: int = 64
+    epochs: int = 5
+    steps: int | None = None  # overrides epochs when set
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    n_critic: int = 1  # D steps per G step (WGAN-GP uses 5)
+    gp_weight: float = 10.0  # gradient-penalty weight for wgan-gp
+    ema: bool = False
+    ema_decay: float = 0.999
+    seed: int = 0
+    log_every: int = 50
+    sample_every: int = 500
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 3
+    sample_count: int = 64  # images in the fixed-noise grid
+
+    def validate(self) -> None:
+        _choice("loss", self.loss, LOSSES)
+        counts = ("batch_size", "epochs", "n_critic", "log_every", "sample_every")
+        counts += ("checkpoint_every", "keep_checkpoints", "sample_count")
+        for name in counts + (("steps",) if self.steps is not None else ()):
+            _positive(name.replace("_", "-"), getattr(self, name))
+        for name in ("lr_g", "lr_d"):
+            if not getattr(self, name) > 0:
+                raise UsageError(
+                    f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}"
+                )
+        for name in ("beta1", "beta2", "ema_decay"):
+            if not 0 <= getattr(self, name) < 1:
+                raise UsageError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    schema_version: int = SCHEMA_VERSION
+
+    def validate(self) -> RunConfig:
+        self.model.validate()
+        self.train.validate()
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunConfig:
+        version = d.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise UsageError(
+                f"config schema version {version} is not supported (expected {SCHEMA_VERSION})"
+            )
+        try:
+            return cls(
+                model=_build(ModelConfig, d["model"]),
+                data=_build(DataConfig, d["data"]),
+                train=_build(TrainConfig, d["train"]),
+                schema_version=version,
+            )
+        except (KeyError, TypeError) as e:
+            raise UsageError(f"config is malformed: {e}") from None
+
+
+def _build(cls, d: dict[str, Any]):
+    """Build a dataclass from a dict, ignoring unknown keys so newer configs still load."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def _choice(name: str, value, choices) -> None:
+    if value not in choices:
+        raise UsageError(f"--{name} {value} is not one of {', '.join(map(str, choices))}")
+
+
+def _positive(name: str, value) -> None:
+    if not isinstance(value, int) or value <= 0:
+        raise UsageError(f"--{name} must be a positive integer, got {value}")
