@@ -1,0 +1,227 @@
+"""The DCGAN and MLP generator/discriminator of `dcgan.models`, in NumPy, with the same state-dict keys.
+
+Public inputs and outputs use torch's layouts: z (N, latent_dim), images (N, C, S, S) in [-1, 1],
+logits (N,). Inside, activations are feature-major (see `ops`). No I/O and no optimiser here.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..config import DCGAN_SIZES, ModelConfig
+from .backend import get_xp
+from .layers import (
+    BatchNorm,
+    Conv2d,
+    ConvTranspose2d,
+    Layer,
+    LeakyReLU,
+    Linear,
+    ReLU,
+    Sequential,
+    Tanh,
+)
+
+
+def dcgan_plan(image_size: int) -> tuple[int, int]:
+    """(base, n_up): the first feature map's side and the number of 2x upsamplings (as torch's)."""
+    if image_size not in DCGAN_SIZES:
+        supported = ", ".join(str(s) for s in DCGAN_SIZES)
+        raise ValueError(f"DCGAN image size {image_size} is not supported; use one of {supported}")
+    base = 7 if image_size == 28 else 4
+    return base, int(math.log2(image_size // base))
+
+
+class Model:
+    """A `main` Sequential with torch-style state dicts, train/eval mode and gradients."""
+
+    main: Sequential
+
+    def __init__(self, xp, dtype):
+        self.xp, self.dtype = xp, dtype
+
+    def parameters(self) -> dict[str, np.ndarray]:
+        """{state-dict key: parameter array}; arrays are updated in place by the optimiser."""
+        return self.main.named("params", "main.")
+
+    def gradients(self) -> dict[str, np.ndarray]:
+        """{state-dict key: gradient array}, same keys as `parameters()`."""
+        return self.main.named("grads", "main.")
+
+    def zero_grad(self) -> None:
+        for layer in self.main.layers:
+            layer.zero_grad()
+
+    def train(self, mode: bool = True) -> Model:
+        self.main.train(mode)
+        return self
+
+    def eval(self) -> Model:
+        return self.train(False)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Parameters and buffers under torch's keys, e.g. "main.1.running_mean" (live arrays)."""
+        out = {}
+        for i, layer in enumerate(self.main.layers):
+            for name, value in {**layer.params, **layer.buffers}.items():
+                out[f"main.{i}.{name}"] = value
+        return out
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Copy arrays (NumPy or the engine's module) in; keys and shapes must match exactly."""
+        own = self.state_dict()
+        missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+        if missing or unexpected:
+            raise KeyError(f"state dict mismatch: missing {missing}, unexpected {unexpected}")
+        for key, target in own.items():
+            value = self.xp.asarray(state[key])
+            if value.shape != target.shape:
+                raise ValueError(f"{key}: shape {value.shape} does not match {target.shape}")
+            target[...] = value
+
+    def init_weights(self, rng: np.random.Generator) -> None:
+        """The paper's init from `rng`: weights N(0, 0.02), BN scale N(1, 0.02), biases 0."""
+        for layer in self.main.layers:
+            if isinstance(layer, (Conv2d, ConvTranspose2d, Linear)):
+                self._fill(layer, "weight", rng.normal(0.0, 0.02, layer.params["weight"].shape))
+                if "bias" in layer.params:
+                    layer.params["bias"][...] = 0
+            elif isinstance(layer, BatchNorm):
+                self._fill(layer, "weight", rng.normal(1.0, 0.02, layer.params["weight"].shape))
+                layer.params["bias"][...] = 0
+
+    def _fill(self, layer: Layer, name: str, value: np.ndarray) -> None:
+        layer.params[name][...] = self.xp.asarray(value.astype(self.dtype))
+
+
+class Generator(Model):
+    """z (N, latent_dim) -> images (N, C, S, S). `backward` takes d(loss)/d(images)."""
+
+    def __init__(self, cfg: ModelConfig, xp=None, dtype=np.float32):
+        super().__init__(xp or get_xp(), dtype)
+        self.kind, self.latent_dim = cfg.kind, cfg.latent_dim
+        self.shape = (cfg.channels, cfg.image_size, cfg.image_size)
+        self.main = Sequential(
+            _dcgan_generator(self.xp, cfg, dtype)
+            if cfg.kind == "dcgan"
+            else _mlp_generator(self.xp, cfg, dtype)
+        )
+
+    def forward(self, z):
+        n = z.shape[0]
+        h = self.xp.ascontiguousarray(z.reshape(n, self.latent_dim).T.astype(self.dtype))
+        if self.kind == "dcgan":
+            h = h.reshape(self.latent_dim, n, 1, 1)
+        y = self.main.forward(h)  # (C, N, S, S) or (C*S*S, N)
+        if self.kind == "mlp":
+            y = y.reshape(*self.shape, n)
+            return self.xp.ascontiguousarray(y.transpose(3, 0, 1, 2))
+        return self.xp.ascontiguousarray(y.transpose(1, 0, 2, 3))
+
+    def backward(self, dimages, need_dz: bool = False, need_dw: bool = True):
+        """dimages (N, C, S, S) -> dz (N, latent_dim) if `need_dz`, else None."""
+        n = dimages.shape[0]
+        if self.kind == "mlp":
+            dy = dimages.reshape(n, -1).T
+        else:
+            dy = dimages.transpose(1, 0, 2, 3)
+        dz = self.main.backward(self.xp.ascontiguousarray(dy), need_dz, need_dw)
+        return None if dz is None else dz.reshape(self.latent_dim, n).T
+
+    __call__ = forward
+
+
+class Discriminator(Model):
+    """images (N, C, S, S) -> logits (N,). `backward` takes d(loss)/d(logits)."""
+
+    def __init__(self, cfg: ModelConfig, xp=None, dtype=np.float32):
+        super().__init__(xp or get_xp(), dtype)
+        self.kind = cfg.kind
+        self.main = Sequential(
+            _dcgan_discriminator(self.xp, cfg, dtype)
+            if cfg.kind == "dcgan"
+            else _mlp_discriminator(self.xp, cfg, dtype)
+        )
+
+    def forward(self, images):
+        self._in_shape = images.shape
+        n = images.shape[0]
+        x = images.astype(self.dtype, copy=False)
+        h = x.reshape(n, -1).T if self.kind == "mlp" else x.transpose(1, 0, 2, 3)
+        return self.main.forward(self.xp.ascontiguousarray(h)).reshape(n)
+
+    def backward(self, dlogits, need_dx: bool = False, need_dw: bool = True):
+        """dlogits (N,) -> d(images) (N, C, S, S) if `need_dx`, else None."""
+        n = dlogits.shape[0]
+        dy = dlogits.reshape(1, n) if self.kind == "mlp" else dlogits.reshape(1, n, 1, 1)
+        dx = self.main.backward(dy.astype(self.dtype, copy=False), need_dx, need_dw)
+        if dx is None:
+            return None
+        if self.kind == "mlp":
+            return self.xp.ascontiguousarray(dx.T).reshape(self._in_shape)
+        return self.xp.ascontiguousarray(dx.transpose(1, 0, 2, 3))
+
+    __call__ = forward
+
+
+def build_models(
+    cfg: ModelConfig, rng: np.random.Generator, xp=None, dtype=np.float32
+) -> tuple[Generator, Discriminator]:
+    """(generator, discriminator) for a config, initialised from `rng` (G first, then D)."""
+    if cfg.kind not in ("dcgan", "mlp"):
+        raise ValueError(f"unknown model kind {cfg.kind!r}; use dcgan or mlp")
+    g, d = Generator(cfg, xp, dtype), Discriminator(cfg, xp, dtype)
+    g.init_weights(rng)
+    d.init_weights(rng)
+    return g, d
+
+
+def _dcgan_generator(xp, cfg: ModelConfig, dtype) -> list[Layer]:
+    base, n_up = dcgan_plan(cfg.image_size)
+    width = cfg.g_features * 2 ** (n_up - 1)
+    # latent_dim x 1 x 1 -> width x base x base
+    layers = [ConvTranspose2d(xp, cfg.latent_dim, width, base, 1, 0, dtype)]
+    layers += [BatchNorm(xp, width, dtype=dtype), ReLU()]
+    for _ in range(n_up - 1):
+        # width x s x s -> width/2 x 2s x 2s
+        layers += [ConvTranspose2d(xp, width, width // 2, 4, 2, 1, dtype)]
+        layers += [BatchNorm(xp, width // 2, dtype=dtype), ReLU()]
+        width //= 2
+    return layers + [ConvTranspose2d(xp, width, cfg.channels, 4, 2, 1, dtype), Tanh()]
+
+
+def _dcgan_discriminator(xp, cfg: ModelConfig, dtype) -> list[Layer]:
+    base, n_up = dcgan_plan(cfg.image_size)
+    width = cfg.d_features
+    layers = [Conv2d(xp, cfg.channels, width, 4, 2, 1, dtype), LeakyReLU(0.2)]
+    for _ in range(n_up - 1):
+        layers += [Conv2d(xp, width, width * 2, 4, 2, 1, dtype)]
+        layers += [BatchNorm(xp, width * 2, dtype=dtype), LeakyReLU(0.2)]
+        width *= 2
+    # width x base x base -> one logit
+    return layers + [Conv2d(xp, width, 1, base, 1, 0, dtype)]
+
+
+def _mlp_generator(xp, cfg: ModelConfig, dtype) -> list[Layer]:
+    layers: list[Layer] = []
+    width_in = cfg.latent_dim
+    for width in (cfg.g_features * 4, cfg.g_features * 8, cfg.g_features * 16):
+        # Keras momentum 0.8 == torch momentum 0.2 (see dcgan.models.MLPGenerator)
+        layers += [Linear(xp, width_in, width, dtype), LeakyReLU(0.2)]
+        layers += [BatchNorm(xp, width, momentum=0.2, dtype=dtype)]
+        width_in = width
+    n_out = cfg.channels * cfg.image_size**2
+    return layers + [Linear(xp, width_in, n_out, dtype), Tanh()]
+
+
+def _mlp_discriminator(xp, cfg: ModelConfig, dtype) -> list[Layer]:
+    n_in = cfg.channels * cfg.image_size**2
+    return [
+        Linear(xp, n_in, cfg.d_features * 8, dtype),
+        LeakyReLU(0.2),
+        Linear(xp, cfg.d_features * 8, cfg.d_features * 4, dtype),
+        LeakyReLU(0.2),
+        Linear(xp, cfg.d_features * 4, 1, dtype),
+    ]
