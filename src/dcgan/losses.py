@@ -1,0 +1,81 @@
+"""GAN losses as pure functions of discriminator logits, chosen by name.
+
+Each loss gives D's loss from (logits_real, logits_fake) and G's loss from logits_fake. Losses
+that need more than logits (WGAN-GP's gradient penalty) declare it, and the training step adds it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+Tensor = torch.Tensor
+
+
+def _bce_d(logits_real: Tensor, logits_fake: Tensor) -> Tensor:
+    # -log sigmoid(real) - log(1 - sigmoid(fake)), computed stably on logits
+    return F.softplus(-logits_real).mean() + F.softplus(logits_fake).mean()
+
+
+def _bce_g(logits_fake: Tensor) -> Tensor:
+    # the non-saturating generator loss: -log sigmoid(fake)
+    return F.softplus(-logits_fake).mean()
+
+
+def _lsgan_d(logits_real: Tensor, logits_fake: Tensor) -> Tensor:
+    # Mao et al. 2017 with a-b-c = 0-1-1; the 1/2 matches the paper's objective
+    return 0.5 * ((logits_real - 1).pow(2).mean() + logits_fake.pow(2).mean())
+
+
+def _lsgan_g(logits_fake: Tensor) -> Tensor:
+    return 0.5 * (logits_fake - 1).pow(2).mean()
+
+
+def _hinge_d(logits_real: Tensor, logits_fake: Tensor) -> Tensor:
+    return F.relu(1 - logits_real).mean() + F.relu(1 + logits_fake).mean()
+
+
+def _wasserstein_d(logits_real: Tensor, logits_fake: Tensor) -> Tensor:
+    return logits_fake.mean() - logits_real.mean()
+
+
+def _wasserstein_g(logits_fake: Tensor) -> Tensor:
+    return -logits_fake.mean()
+
+
+@dataclass(frozen=True)
+class GANLoss:
+    name: str
+    d_loss: Callable[[Tensor, Tensor], Tensor]
+    g_loss: Callable[[Tensor], Tensor]
+    gradient_penalty: bool = False  # WGAN-GP: add gp_weight * (|grad D(x_hat)| - 1)^2
+    default_n_critic: int = 1
+    probabilities: bool = True  # whether sigmoid(logits) reads as D's probability "real"
+
+
+LOSSES: dict[str, GANLoss] = {
+    "bce": GANLoss("bce", _bce_d, _bce_g),
+    "lsgan": GANLoss("lsgan", _lsgan_d, _lsgan_g),
+    "hinge": GANLoss("hinge", _hinge_d, _wasserstein_g, probabilities=False),
+    "wgan-gp": GANLoss(
+        "wgan-gp",
+        _wasserstein_d,
+        _wasserstein_g,
+        gradient_penalty=True,
+        default_n_critic=5,
+        probabilities=False,
+    ),
+}
+
+
+def gradient_penalty(
+    discriminator, x_real: Tensor, x_fake: Tensor, generator: torch.Generator
+) -> Tensor:
+    """Gulrajani et al. 2017: E[(|grad_x D(x_hat)|_2 - 1)^2] on random interpolates x_hat."""
+    alpha = torch.rand(x_real.shape[0], 1, 1, 1, device=x_real.device, generator=generator)
+    x_hat = (alpha * x_real + (1 - alpha) * x_fake).requires_grad_(True)
+    (grad,) = torch.autograd.grad(discriminator(x_hat).sum(), x_hat, create_graph=True)
+    return (grad.flatten(1).norm(2, dim=1) - 1).pow(2).mean()

@@ -1,0 +1,367 @@
+"""Training: the train state, one GAN step, the EMA generator, and a short `fit` loop.
+
+The loop reads top to bottom: take the step's batch (a pure function of seed and step), update D
+then G, then the cadences (log, sample grid, checkpoint, evaluate). Everything that influences
+the next step lives in `TrainState` and round-trips through a checkpoint, so N steps in one go
+equal N/2 + save + load + N/2 bit for bit on CPU.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import checkpoint as ckpt
+from .config import RunConfig
+from .datasets import ImageSet, batch_indices, steps_per_epoch
+from .errors import CheckpointError, UsageError
+from .losses import LOSSES, gradient_penalty
+from .models import build_models
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """'auto' picks cuda, then mps, then cpu; an explicit device that is absent is a UsageError."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda was asked for but no CUDA GPU is available")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise UsageError("--device mps was asked for but MPS is not available")
+    if name not in ("cpu", "cuda", "mps"):
+        raise UsageError(f"--device {name} is not one of auto, cpu, cuda, mps")
+    return torch.device(name)
+
+
+@dataclass
+class TrainState:
+    config: RunConfig
+    device: torch.device
+    generator: nn.Module
+    discriminator: nn.Module
+    generator_ema: nn.Module | None
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    noise: torch.Generator  # draws every z and GP interpolation weight of training
+    step: int = 0
+    elapsed: float = 0.0  # training seconds over all sessions of this run
+    extra: dict[str, Any] = field(
+        default_factory=dict
+    )  # JSON-able state of hooks (e.g. best metric)
+
+    @property
+    def sampler(self) -> nn.Module:
+        """The generator to sample from: the EMA one when there is one."""
+        return self.generator_ema if self.generator_ema is not None else self.generator
+
+
+def create_state(config: RunConfig, device: torch.device) -> TrainState:
+    """Fresh models (seeded), optimizers and noise generator for a run."""
+    cfg = config.train
+    torch.manual_seed(cfg.seed)
+    generator, discriminator = build_models(config.model)
+    generator.to(device)
+    discriminator.to(device)
+    ema = copy.deepcopy(generator).requires_grad_(False) if cfg.ema else None
+    noise = torch.Generator(device=device)
+    noise.manual_seed(cfg.seed + 1)
+    return TrainState(
+        config=config,
+        device=device,
+        generator=generator,
+        discriminator=discriminator,
+        generator_ema=ema,
+        opt_g=_adam(generator, cfg.lr_g, cfg),
+        opt_d=_adam(discriminator, cfg.lr_d, cfg),
+        noise=noise,
+    )
+
+
+def _adam(module: nn.Module, lr: float, cfg) -> torch.optim.Optimizer:
+    # foreach is torch's default on CUDA; on CPU it is measured in bench/ before being forced
+    return torch.optim.Adam(module.parameters(), lr=lr, betas=(cfg.beta1, cfg.beta2))
+
+
+def sample_z(state: TrainState, n: int) -> torch.Tensor:
+    return torch.randn(n, state.config.model.latent_dim, device=state.device, generator=state.noise)
+
+
+def to_model_range(batch_uint8: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, C, H, W) -> float32 in [-1, 1] (the same mapping as images.uint8_to_model)."""
+    return batch_uint8.float().mul_(2.0 / 255.0).sub_(1.0)
+
+
+def train_step(state: TrainState, real_batches: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+    """One generator update after len(real_batches) (= n_critic) discriminator updates.
+
+    Returns detached device scalars (no host sync): loss_d, loss_g, d_real, d_fake.
+    """
+    cfg = state.config.train
+    loss = LOSSES[cfg.loss]
+    G, D = state.generator, state.discriminator
+    fake = None
+    for x_real in real_batches:
+        fake = G(sample_z(state, x_real.shape[0]))
+        logits_real = D(x_real)
+        logits_fake = D(fake.detach())
+        loss_d = loss.d_loss(logits_real, logits_fake)
+        if loss.gradient_penalty:
+            loss_d = loss_d + cfg.gp_weight * gradient_penalty(
+                D, x_real, fake.detach(), state.noise
+            )
+        state.opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        state.opt_d.step()
+    if len(real_batches) > 1:  # with several critic steps, G gets a fresh fake
+        fake = G(sample_z(state, real_batches[-1].shape[0]))
+    # D's weights get no gradient from G's loss: skip computing it
+    D.requires_grad_(False)
+    logits_gen = D(fake)
+    loss_g = loss.g_loss(logits_gen)
+    state.opt_g.zero_grad(set_to_none=True)
+    loss_g.backward()
+    state.opt_g.step()
+    D.requires_grad_(True)
+    if state.generator_ema is not None:
+        update_ema(state.generator_ema, G, cfg.ema_decay)
+    score = torch.sigmoid if loss.probabilities else (lambda t: t)
+    return {
+        "loss_d": loss_d.detach(),
+        "loss_g": loss_g.detach(),
+        "d_real": score(logits_real.detach()).mean(),
+        "d_fake": score(logits_fake.detach()).mean(),
+    }
+
+
+@torch.no_grad()
+def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    """ema = decay * ema + (1 - decay) * model for parameters; buffers (BN statistics) are copied."""
+    ema_params, params = list(ema.parameters()), list(model.parameters())
+    torch._foreach_lerp_(ema_params, params, 1.0 - decay)
+    for b_ema, b in zip(ema.buffers(), model.buffers()):
+        b_ema.copy_(b)
+
+
+@torch.no_grad()
+def generate(generator: nn.Module, z: torch.Tensor, batch_size: int = 256) -> np.ndarray:
+    """Images from latents, in eval mode, as uint8 (N, C, H, W). The module's mode is restored."""
+    was_training = generator.training
+    generator.eval()
+    out = []
+    for chunk in z.split(batch_size):
+        x = generator(chunk).float()
+        out.append(x.add_(1).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8).cpu())
+    generator.train(was_training)
+    return torch.cat(out).numpy()
+
+
+# ---------------------------------------------------------------------------------------------
+# checkpoints of the train state
+
+
+def state_to_arrays(state: TrainState) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Flatten the train state into named arrays and JSON metadata (the checkpoint format)."""
+    arrays: dict[str, np.ndarray] = {}
+    modules = {"generator": state.generator, "discriminator": state.discriminator}
+    if state.generator_ema is not None:
+        modules["generator_ema"] = state.generator_ema
+    for prefix, module in modules.items():
+        for key, t in module.state_dict().items():
+            arrays[f"{prefix}.{key}"] = t.detach().cpu().numpy()
+    optimizers = {}
+    for prefix, opt, module in (
+        ("opt_g", state.opt_g, state.generator),
+        ("opt_d", state.opt_d, state.discriminator),
+    ):
+        names = [n for n, _ in module.named_parameters()]
+        sd = opt.state_dict()
+        steps = {}
+        for index, slots in sd["state"].items():
+            for slot, t in slots.items():
+                if slot == "step":
+                    steps[names[index]] = float(t)
+                else:
+                    arrays[f"{prefix}.{names[index]}.{slot}"] = t.detach().cpu().numpy()
+        optimizers[prefix] = {"param_groups": sd["param_groups"], "steps": steps}
+    arrays["rng.torch"] = torch.get_rng_state().numpy()
+    arrays["rng.noise"] = state.noise.get_state().cpu().numpy()
+    np_state = np.random.get_state()
+    meta = {
+        "step": state.step,
+        "epoch": state.step * state.config.train.n_critic // _spe(state),
+        "elapsed": state.elapsed,
+        "config": state.config.to_dict(),
+        "optimizers": optimizers,
+        "rng": {
+            "python": _jsonable(random.getstate()),
+            "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],
+        },
+        "extra": state.extra,
+    }
+    return arrays, meta
+
+
+def restore_state(state: TrainState, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+    """Load a checkpoint's arrays and meta into a state built from the same config."""
+    modules = {"generator": state.generator, "discriminator": state.discriminator}
+    if state.generator_ema is not None:
+        modules["generator_ema"] = state.generator_ema
+    try:
+        for prefix, module in modules.items():
+            sd = {k: torch.from_numpy(v.copy()) for k, v in ckpt.subset(arrays, prefix).items()}
+            module.load_state_dict(sd)
+        for prefix, opt, module in (
+            ("opt_g", state.opt_g, state.generator),
+            ("opt_d", state.opt_d, state.discriminator),
+        ):
+            saved = meta["optimizers"][prefix]
+            opt_state = {}
+            for index, (name, _) in enumerate(module.named_parameters()):
+                if name not in saved["steps"]:
+                    continue
+                slots = {"step": torch.tensor(saved["steps"][name], dtype=torch.float32)}
+                for slot in ("exp_avg", "exp_avg_sq"):
+                    slots[slot] = torch.from_numpy(arrays[f"{prefix}.{name}.{slot}"].copy())
+                opt_state[index] = slots
+            groups = [
+                {**g, "betas": tuple(g["betas"])} for g in saved["param_groups"]
+            ]  # JSON made it a list
+            opt.load_state_dict({"state": opt_state, "param_groups": groups})
+        torch.set_rng_state(torch.from_numpy(arrays["rng.torch"].copy()))
+        state.noise.set_state(torch.from_numpy(arrays["rng.noise"].copy()).to(state.noise.device))
+    except (KeyError, RuntimeError, ValueError) as e:
+        raise CheckpointError(
+            f"checkpoint does not match this model ({str(e).splitlines()[0]})"
+        ) from None
+    rng = meta["rng"]
+    random.setstate(_tupled(rng["python"]))
+    np.random.set_state((rng["numpy"][0], np.array(rng["numpy"][1], np.uint32), *rng["numpy"][2:]))
+    state.step = int(meta["step"])
+    state.elapsed = float(meta.get("elapsed", 0.0))
+    state.extra = dict(meta.get("extra", {}))
+
+
+def _jsonable(obj):
+    return [_jsonable(o) for o in obj] if isinstance(obj, (tuple, list)) else obj
+
+
+def _tupled(obj):
+    return tuple(_tupled(o) for o in obj) if isinstance(obj, list) else obj
+
+
+def _spe(state: TrainState) -> int:
+    return state.extra.get("steps_per_epoch", 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# the loop
+
+
+@dataclass
+class Hooks:
+    """What the loop reports to; the CLI passes a run directory's tracker, tests pass nothing."""
+
+    on_log: Callable[[dict[str, float]], None] = lambda stats: None
+    on_samples: Callable[[int, np.ndarray], None] = lambda step, images: None
+    on_checkpoint: Callable[[TrainState], None] = lambda state: None
+    on_progress: Callable[[int], None] = lambda step: None
+    evaluate: Callable[[TrainState], dict[str, float]] | None = None
+    eval_every: int = 0
+    should_stop: Callable[[], bool] = lambda: False
+
+
+def total_steps(config: RunConfig, n_images: int) -> int:
+    cfg = config.train
+    if cfg.steps is not None:
+        return cfg.steps
+    return cfg.epochs * steps_per_epoch(n_images, cfg.batch_size) // cfg.n_critic
+
+
+def fixed_noise(config: RunConfig, device: torch.device) -> torch.Tensor:
+    """The fixed latents of the progress grids: a function of the seed alone."""
+    g = torch.Generator().manual_seed(config.train.seed + 2)
+    return torch.randn(config.train.sample_count, config.model.latent_dim, generator=g).to(device)
+
+
+def fit(state: TrainState, data: ImageSet, hooks: Hooks | None = None) -> str:
+    """Train until the configured length; returns "done" or "stopped" (should_stop said so).
+
+    The caller saves a checkpoint afterwards (the loop also calls hooks.on_checkpoint on cadence).
+    """
+    hooks = hooks or Hooks()
+    cfg = state.config.train
+    n = len(data)
+    state.extra["steps_per_epoch"] = steps_per_epoch(n, cfg.batch_size)
+    images = torch.from_numpy(data.images)
+    if state.device.type != "cpu":  # a set that fits is kept on the device, indexed there
+        images = images.to(state.device)
+    end = total_steps(state.config, n)
+    z_fixed = fixed_noise(state.config, state.device)
+    sums: dict[str, torch.Tensor] = {}
+    count, last_time, last_step = 0, time.perf_counter(), state.step
+    while state.step < end:
+        if hooks.should_stop():
+            return "stopped"
+        batches, epoch = [], 0
+        for k in range(cfg.n_critic):
+            epoch, idx = batch_indices(n, cfg.batch_size, cfg.seed, state.step * cfg.n_critic + k)
+            batches.append(to_model_range(images[torch.tensor(idx, device=images.device)]))
+        stats = train_step(state, batches)
+        for key, value in stats.items():
+            sums[key] = sums[key] + value if key in sums else value
+        count += 1
+        state.step += 1
+        hooks.on_progress(state.step)
+        epoch_end = (state.step * cfg.n_critic) % state.extra["steps_per_epoch"] < cfg.n_critic
+        if state.step % cfg.log_every == 0 or state.step == end:
+            now = time.perf_counter()
+            state.elapsed += now - last_time
+            record = {k: float(v) / count for k, v in sums.items()}  # one host sync per interval
+            record |= {
+                "step": state.step,
+                "epoch": epoch,
+                "img_per_s": (state.step - last_step)
+                * cfg.batch_size
+                * cfg.n_critic
+                / (now - last_time),
+                "wall_time": state.elapsed,
+            }
+            hooks.on_log(record)
+            sums, count, last_time, last_step = {}, 0, now, state.step
+        if state.step % cfg.sample_every == 0 or epoch_end or state.step == end:
+            hooks.on_samples(state.step, generate(state.sampler, z_fixed))
+        if hooks.evaluate is not None and hooks.eval_every and state.step % hooks.eval_every == 0:
+            hooks.evaluate(state)
+        if state.step % cfg.checkpoint_every == 0:
+            hooks.on_checkpoint(state)
+    return "done"
+
+
+def save_checkpoint(state: TrainState, run_dir, keep: int) -> Any:
+    """Write the state to run_dir/checkpoints/step_N.safetensors and prune old ones."""
+    path = ckpt.checkpoint_path(run_dir, state.step)
+    arrays, meta = state_to_arrays(state)
+    ckpt.write_checkpoint(path, arrays, meta)
+    ckpt.prune_checkpoints(run_dir, keep)
+    return path
+
+
+def load_state(path, device: torch.device, config: RunConfig | None = None) -> TrainState:
+    """Rebuild a train state from a checkpoint file (its own config unless one is given)."""
+    arrays, meta = ckpt.read_checkpoint(path)
+    config = config or RunConfig.from_dict(meta["config"])
+    state = create_state(config, device)
+    state.extra["steps_per_epoch"] = meta.get("extra", {}).get("steps_per_epoch", 1)
+    restore_state(state, arrays, meta)
+    return state

@@ -1,0 +1,46 @@
+"""Shared fixtures: tiny configs, real data locations, small image folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dcgan.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+CIFAR_DIR = SHARED / "cifar10_test"
+
+
+def tiny_config(**train) -> RunConfig:
+    """A DCGAN small enough for a CPU test to take well under a second per few steps."""
+    model = ModelConfig(
+        kind="dcgan", image_size=28, channels=1, latent_dim=16, g_features=8, d_features=8
+    )
+    defaults = dict(batch_size=16, steps=12, log_every=4, sample_every=6, checkpoint_every=100)
+    return RunConfig(
+        model=model, data=DataConfig(), train=TrainConfig(**(defaults | train))
+    ).validate()
+
+
+@pytest.fixture
+def cifar_dir() -> Path:
+    if not CIFAR_DIR.is_dir():
+        pytest.skip(f"real CIFAR-10 JPEGs not found at {CIFAR_DIR}")
+    return CIFAR_DIR
+
+
+@pytest.fixture
+def image_folder(tmp_path) -> Path:
+    """A small folder of real-looking RGB pictures in class subfolders, plus one corrupt file."""
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "pics"
+    for cls in ("a", "b"):
+        (folder / cls).mkdir(parents=True)
+        for i in range(12):
+            img = (rng.random((40, 48, 3)) * 255).astype(np.uint8)
+            Image.fromarray(img).save(folder / cls / f"{i}.png")
+    (folder / "b" / "broken.jpg").write_bytes(b"not a jpeg at all")
+    return folder

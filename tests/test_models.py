@@ -1,0 +1,114 @@
+import pytest
+import torch
+from torch import nn
+
+from dcgan.config import ModelConfig
+from dcgan.models import build_models, init_weights
+
+
+@pytest.mark.parametrize("size", [28, 32, 64, 128])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_dcgan_shapes(size, channels):
+    cfg = ModelConfig(image_size=size, channels=channels, latent_dim=10, g_features=4, d_features=4)
+    g, d = build_models(cfg)
+    x = g(torch.randn(3, 10))
+    assert x.shape == (3, channels, size, size)
+    assert x.min() >= -1 and x.max() <= 1
+    assert d(x).shape == (3,)
+
+
+def test_unsupported_size_names_the_supported_ones():
+    with pytest.raises(ValueError, match="28, 32, 64, 128"):
+        build_models(ModelConfig(image_size=48))
+
+
+def test_discriminator_returns_logits_not_probabilities():
+    _, d = build_models(ModelConfig(image_size=32, g_features=4, d_features=4))
+    assert not any(isinstance(m, nn.Sigmoid) for m in d.modules())
+    with torch.no_grad():
+        d.main[-1].weight.fill_(1.0)  # make the logits large
+        assert d(torch.ones(2, 1, 32, 32)).abs().max() > 1
+
+
+# pytorch/examples dcgan/main.py, verbatim in structure (nc=3, nz=100, ngf=ndf=64), Sigmoid dropped
+class ReferenceGenerator(nn.Module):
+    def __init__(self, nz=100, ngf=64, nc=3):
+        super().__init__()
+        self.main = nn.Sequential(
+            nn.ConvTranspose2d(nz, ngf * 8, 4, 1, 0, bias=False),
+            nn.BatchNorm2d(ngf * 8),
+            nn.ReLU(True),
+            nn.ConvTranspose2d(ngf * 8, ngf * 4, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(ngf * 4),
+            nn.ReLU(True),
+            nn.ConvTranspose2d(ngf * 4, ngf * 2, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(ngf * 2),
+            nn.ReLU(True),
+            nn.ConvTranspose2d(ngf * 2, ngf, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(ngf),
+            nn.ReLU(True),
+            nn.ConvTranspose2d(ngf, nc, 4, 2, 1, bias=False),
+            nn.Tanh(),
+        )
+
+
+class ReferenceDiscriminator(nn.Module):
+    def __init__(self, ndf=64, nc=3):
+        super().__init__()
+        self.main = nn.Sequential(
+            nn.Conv2d(nc, ndf, 4, 2, 1, bias=False),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(ndf, ndf * 2, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(ndf * 2),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(ndf * 2, ndf * 4, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(ndf * 4),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(ndf * 4, ndf * 8, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(ndf * 8),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(ndf * 8, 1, 4, 1, 0, bias=False),
+        )
+
+
+def _same_layers(ours: nn.Sequential, ref: nn.Sequential):
+    assert len(ours) == len(ref)
+    for a, b in zip(ours, ref):
+        assert type(a) is type(b)
+        assert repr(a) == repr(b)
+
+
+def test_64px_is_layer_for_layer_pytorch_examples():
+    g, d = build_models(
+        ModelConfig(image_size=64, channels=3, latent_dim=100, g_features=64, d_features=64)
+    )
+    ref_g, ref_d = ReferenceGenerator(), ReferenceDiscriminator()
+    _same_layers(g.main, ref_g.main)
+    _same_layers(d.main, ref_d.main)
+    # state dicts are interchangeable, and the same weights give the same outputs
+    ref_g.load_state_dict(g.state_dict(), strict=True)
+    ref_d.load_state_dict(d.state_dict(), strict=True)
+    z = torch.randn(4, 100, 1, 1)
+    torch.testing.assert_close(g(z), ref_g.main(z))
+    x = torch.randn(4, 3, 64, 64)
+    torch.testing.assert_close(d(x), ref_d.main(x).flatten())
+
+
+def test_mlp_matches_the_seed():
+    g, d = build_models(ModelConfig(kind="mlp", image_size=28, channels=1, latent_dim=100))
+    linears = [m.out_features for m in g.modules() if isinstance(m, nn.Linear)]
+    assert linears == [256, 512, 1024, 784]
+    bns = [m for m in g.modules() if isinstance(m, nn.BatchNorm1d)]
+    assert [bn.momentum for bn in bns] == [0.2] * 3 and all(bn.eps == 1e-5 for bn in bns)
+    assert [m.out_features for m in d.modules() if isinstance(m, nn.Linear)] == [512, 256, 1]
+    assert g(torch.randn(5, 100)).shape == (5, 1, 28, 28)
+
+
+def test_init_statistics():
+    torch.manual_seed(0)
+    g = nn.Sequential(nn.Conv2d(64, 64, 4), nn.BatchNorm2d(4096))
+    init_weights(g)
+    w, bn = g[0].weight, g[1].weight
+    assert abs(w.mean()) < 1e-3 and abs(w.std() - 0.02) < 1e-3
+    assert abs(bn.mean() - 1) < 2e-3 and abs(bn.std() - 0.02) < 2e-3
+    assert torch.all(g[0].bias == 0) and torch.all(g[1].bias == 0)

@@ -1,0 +1,68 @@
+import numpy as np
+import pytest
+import torch
+
+from conftest import tiny_config
+from dcgan.datasets import ImageSet, load_digits
+from dcgan.sampling import (
+    arithmetic,
+    interpolate,
+    latents,
+    load_sampler,
+    nice,
+    sample,
+    score,
+    slerp,
+)
+from dcgan.tracking import Run
+from dcgan.train import create_state, fit, save_checkpoint
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    config = tiny_config(steps=6, ema=True)
+    run = Run.create(tmp_path_factory.mktemp("runs"), "r", config, "r")
+    state = create_state(config, CPU)
+    fit(state, ImageSet(load_digits().images[:200], "d"))
+    save_checkpoint(state, run.path, keep=1)
+    return run.path
+
+
+def test_same_seed_same_images(run_dir):
+    s = load_sampler(run_dir, CPU)
+    assert s.step == 6
+    a, b = sample(s, 10, seed=3), sample(s, 10, seed=3, batch_size=3)
+    assert a.shape == (10, 1, 28, 28) and a.dtype == np.uint8
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, sample(s, 10, seed=4))
+
+
+def test_uses_the_ema_generator(run_dir):
+    from dcgan.checkpoint import find_checkpoint, read_checkpoint, subset
+
+    arrays, _ = read_checkpoint(find_checkpoint(run_dir))
+    s = load_sampler(run_dir, CPU)
+    ema = subset(arrays, "generator_ema")["main.0.weight"]
+    assert np.array_equal(s.generator.main[0].weight.detach().numpy(), ema)
+    assert not np.array_equal(ema, subset(arrays, "generator")["main.0.weight"])
+
+
+def test_nice_keeps_the_best_scored(run_dir):
+    s = load_sampler(run_dir, CPU)
+    images, scores = nice(s, 5, 0.25, seed=1)
+    assert images.shape[0] == 5 and np.all(np.diff(scores) <= 0)
+    everything = score(s, sample(s, 20, seed=1))
+    assert np.allclose(scores, np.sort(everything)[::-1][:5])
+
+
+def test_interpolation_and_arithmetic(run_dir):
+    s = load_sampler(run_dir, CPU)
+    grid = interpolate(s, rows=2, steps=5, seed=0)
+    assert grid.shape == (10, 1, 28, 28)
+    ends = latents(2, 16, 0)
+    path = slerp(ends[0], ends[1], torch.linspace(0, 1, 5))
+    torch.testing.assert_close(path[0], ends[0])
+    torch.testing.assert_close(path[-1], ends[1])
+    assert arithmetic(s, (1, 2, 3)).shape == (4, 1, 28, 28)

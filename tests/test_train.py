@@ -1,0 +1,96 @@
+import numpy as np
+import pytest
+import torch
+
+from conftest import tiny_config
+from dcgan.datasets import ImageSet, load_digits
+from dcgan.train import (
+    Hooks,
+    create_state,
+    fit,
+    load_state,
+    save_checkpoint,
+    state_to_arrays,
+    update_ema,
+)
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def digits() -> ImageSet:
+    full = load_digits()
+    return ImageSet(images=full.images[:400], name="digits400")
+
+
+def _arrays(state):
+    arrays, meta = state_to_arrays(state)
+    return arrays, {k: v for k, v in meta.items() if k not in ("elapsed", "extra")}
+
+
+@pytest.mark.parametrize(
+    "options",
+    [dict(), dict(ema=True, loss="lsgan"), dict(loss="wgan-gp", n_critic=2), dict(loss="hinge")],
+)
+def test_resume_is_exact(tmp_path, digits, options):
+    config = tiny_config(steps=10, **options)
+    whole = create_state(config, CPU)
+    fit(whole, digits)
+
+    half = create_state(
+        config.__class__(
+            model=config.model,
+            data=config.data,
+            train=config.train.__class__(**{**config.train.__dict__, "steps": 5}),
+        ),
+        CPU,
+    )
+    fit(half, digits)
+    path = save_checkpoint(half, tmp_path, keep=2)
+    del half
+    torch.manual_seed(1234)  # whatever happened in between must not matter
+    np.random.seed(99)
+    resumed = load_state(path, CPU, config)
+    assert resumed.step == 5
+    fit(resumed, digits)
+
+    a, meta_a = _arrays(whole)
+    b, meta_b = _arrays(resumed)
+    assert a.keys() == b.keys()
+    for key in a:
+        assert np.array_equal(a[key], b[key]), key  # bit for bit
+    assert meta_a == meta_b
+
+
+def test_training_changes_both_nets_and_logs(digits):
+    state = create_state(tiny_config(steps=8), CPU)
+    before = {k: v.clone() for k, v in state.generator.state_dict().items()}
+    d_before = state.discriminator.main[0].weight.clone()
+    logs, grids = [], []
+    fit(
+        state,
+        digits,
+        Hooks(on_log=logs.append, on_samples=lambda s, im: grids.append((s, im.shape))),
+    )
+    assert not torch.equal(before["main.0.weight"], state.generator.main[0].weight)
+    assert not torch.equal(d_before, state.discriminator.main[0].weight)
+    assert [r["step"] for r in logs] == [4, 8]
+    assert {"loss_d", "loss_g", "d_real", "d_fake", "img_per_s", "wall_time", "epoch"} <= logs[
+        0
+    ].keys()
+    assert all(np.isfinite(r["loss_d"]) for r in logs)
+    assert (6, (64, 1, 28, 28)) in grids and grids[-1][0] == 8
+
+
+def test_stop_request_ends_the_loop(digits):
+    state = create_state(tiny_config(steps=100), CPU)
+    calls = iter(range(1000))
+    assert fit(state, digits, Hooks(should_stop=lambda: next(calls) >= 3)) == "stopped"
+    assert state.step == 3
+
+
+def test_ema_update():
+    a, b = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+    old = a.weight.clone()
+    update_ema(a, b, 0.9)
+    torch.testing.assert_close(a.weight, 0.9 * old + 0.1 * b.weight)
