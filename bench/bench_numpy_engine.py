@@ -12,6 +12,7 @@ its Haswell kernels halves GEMM speed on this AVX-512 CPU. Every engine runs und
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import platform
 import statistics
@@ -19,12 +20,12 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 _BLAS_PINS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 if any(k in os.environ for k in _BLAS_PINS):
     env = {k: v for k, v in os.environ.items() if k not in _BLAS_PINS}
     os.execve(sys.executable, [sys.executable, *sys.argv], env)
-
-import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
@@ -235,15 +236,15 @@ class SeedDCGAN:
 
     def __init__(self, cfg: ModelConfig, rng):
         widths = [cfg.g_features * 8, cfg.g_features * 4, cfg.g_features * 2, cfg.g_features]
-        w = lambda *shape: rng.normal(0, 0.02, shape)  # noqa: E731
+        w = lambda *shape: rng.normal(0, 0.02, shape)
         g = [SeedLayer("convt", w(cfg.latent_dim, widths[0], 4, 4), 4, 1, 0)]
         g += [SeedLayer("bn", widths[0]), SeedLayer("relu")]
-        for a, b in zip(widths, widths[1:]):
+        for a, b in itertools.pairwise(widths):
             g += [SeedLayer("convt", w(a, b, 4, 4)), SeedLayer("bn", b), SeedLayer("relu")]
         g += [SeedLayer("convt", w(widths[-1], cfg.channels, 4, 4)), SeedLayer("tanh")]
         dw = widths[::-1]
         d = [SeedLayer("conv", w(dw[0], cfg.channels, 4, 4)), SeedLayer("lrelu")]
-        for a, b in zip(dw, dw[1:]):
+        for a, b in itertools.pairwise(dw):
             d += [SeedLayer("conv", w(b, a, 4, 4)), SeedLayer("bn", b), SeedLayer("lrelu")]
         d += [SeedLayer("conv", w(1, dw[-1], 4, 4), 4, 1, 0)]
         self.g, self.d, self.latent_dim = SeedNet(g), SeedNet(d), cfg.latent_dim

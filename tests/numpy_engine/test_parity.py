@@ -7,9 +7,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from dcgan import models as torch_models
-from dcgan.config import ModelConfig
-from dcgan.numpy_engine import Adam, build_models, ops
+from dcgan import models as torch_models  # noqa: E402
+from dcgan.config import ModelConfig  # noqa: E402
+from dcgan.numpy_engine import Adam, build_models, ops  # noqa: E402
 
 CONFIGS = {
     "dcgan28": ModelConfig(image_size=28, channels=1, latent_dim=8, g_features=4, d_features=4),
