@@ -46,7 +46,7 @@ CONV_CASES = [
 @pytest.mark.parametrize("case", CONV_CASES)
 def test_conv2d_gradients(case):
     c, f, h, k, s, p = case
-    x, w = _rand(c, 2, h, h), _rand(f, c, k, k, seed=1)
+    x, w = _rand(2, h, h, c), _rand(f, c, k, k, seed=1)
     y, _ = ops.conv2d_forward(x, w, s, p)
     r = _rand(*y.shape, seed=2)
     loss = lambda: (ops.conv2d_forward(x, w, s, p)[0] * r).sum()
@@ -58,7 +58,7 @@ def test_conv2d_gradients(case):
 @pytest.mark.parametrize("case", CONV_CASES)
 def test_conv_transpose2d_gradients(case):
     c, f, h, k, s, p = case
-    x, w = _rand(c, 2, h, h), _rand(c, f, k, k, seed=1)
+    x, w = _rand(2, h, h, c), _rand(c, f, k, k, seed=1)
     y, _ = ops.conv_transpose2d_forward(x, w, s, p)
     r = _rand(*y.shape, seed=2)
     loss = lambda: (ops.conv_transpose2d_forward(x, w, s, p)[0] * r).sum()
@@ -70,7 +70,7 @@ def test_conv_transpose2d_gradients(case):
 def test_conv_transpose_is_the_adjoint_of_conv():
     # <conv(x), y> == <x, convT(y)> with the same weight: checks the forward pass itself
     for h, k, s, p in ((6, 4, 2, 1), (4, 4, 1, 0), (5, 3, 1, 1)):
-        x, w = _rand(3, 2, h, h), _rand(4, 3, k, k, seed=1)
+        x, w = _rand(2, h, h, 3), _rand(4, 3, k, k, seed=1)
         y = _rand(*ops.conv2d_forward(x, w, s, p)[0].shape, seed=2)
         up, _ = ops.conv_transpose2d_forward(y, w, s, p)
         assert up.shape == x.shape
@@ -78,8 +78,8 @@ def test_conv_transpose_is_the_adjoint_of_conv():
 
 
 def test_linear_gradients():
-    x, w, b = _rand(4, 3), _rand(5, 4, seed=1), _rand(5, seed=2)
-    r = _rand(5, 3, seed=3)
+    x, w, b = _rand(3, 4), _rand(5, 4, seed=1), _rand(5, seed=2)
+    r = _rand(3, 5, seed=3)
     loss = lambda: (ops.linear_forward(x, w, b)[0] * r).sum()
     dx, dw, db = ops.linear_backward(r, ops.linear_forward(x, w, b)[1])
     for value, grad in ((x, dx), (w, dw), (b, db)):
@@ -88,8 +88,8 @@ def test_linear_gradients():
 
 @pytest.mark.parametrize("training", [True, False])
 def test_batch_norm_gradients(training):
-    x, gamma, beta = _rand(3, 4, 2, 2), 1 + 0.1 * _rand(3, seed=1), _rand(3, seed=2)
-    r = _rand(3, 4, 2, 2, seed=3)
+    x, gamma, beta = _rand(4, 2, 2, 3), 1 + 0.1 * _rand(3, seed=1), _rand(3, seed=2)
+    r = _rand(4, 2, 2, 3, seed=3)
 
     def run():
         # fresh running stats each call, so the forward is a pure function of its inputs
@@ -103,11 +103,11 @@ def test_batch_norm_gradients(training):
 
 
 def test_batch_norm_running_statistics_follow_torch_semantics():
-    x = _rand(2, 5, seed=4)
+    x = _rand(5, 2, seed=4)
     mean, var = np.zeros(2), np.ones(2)
     ops.batch_norm_forward(x, np.ones(2), np.zeros(2), mean, var, True, momentum=0.2)
-    np.testing.assert_allclose(mean, 0.2 * x.mean(axis=1))
-    np.testing.assert_allclose(var, 0.8 + 0.2 * x.var(axis=1, ddof=1))  # unbiased in the buffer
+    np.testing.assert_allclose(mean, 0.2 * x.mean(axis=0))
+    np.testing.assert_allclose(var, 0.8 + 0.2 * x.var(axis=0, ddof=1))  # unbiased in the buffer
 
 
 @pytest.mark.parametrize("name", ["relu", "leaky_relu", "tanh"])

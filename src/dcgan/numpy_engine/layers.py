@@ -2,7 +2,7 @@
 
 A layer keeps the cache of its last forward for its backward, and accumulates into its gradients
 (so D can see the real and the fake batch in turn); `zero_grad` clears them. Activations are
-feature-major as in `ops`: (C, N, H, W) and (F, N).
+channels-last as in `ops`: (N, H, W, C) and (N, F).
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ class Linear(Layer):
 
 
 class BatchNorm(Layer):
-    """BatchNorm1d/2d over feature-major input; buffers named as torch's state dict."""
+    """BatchNorm1d/2d over channels-last input; buffers named as torch's state dict."""
 
     def __init__(
         self, xp, features: int, momentum: float = 0.1, eps: float = 1e-5, dtype=np.float32

@@ -1,7 +1,7 @@
 """The DCGAN and MLP generator/discriminator of `dcgan.models`, in NumPy, with the same state-dict keys.
 
 Public inputs and outputs use torch's layouts: z (N, latent_dim), images (N, C, S, S) in [-1, 1],
-logits (N,). Inside, activations are feature-major (see `ops`). No I/O and no optimiser here.
+logits (N,). Inside, activations are channels-last (see `ops`). No I/O and no optimiser here.
 """
 
 from __future__ import annotations
@@ -111,24 +111,23 @@ class Generator(Model):
 
     def forward(self, z):
         n = z.shape[0]
-        h = self.xp.ascontiguousarray(z.reshape(n, self.latent_dim).T.astype(self.dtype))
+        h = z.reshape(n, self.latent_dim).astype(self.dtype, copy=False)
         if self.kind == "dcgan":
-            h = h.reshape(self.latent_dim, n, 1, 1)
-        y = self.main.forward(h)  # (C, N, S, S) or (C*S*S, N)
+            h = h.reshape(n, 1, 1, self.latent_dim)
+        y = self.main.forward(h)  # (N, S, S, C), or (N, C*S*S) in torch's order for the MLP
         if self.kind == "mlp":
-            y = y.reshape(*self.shape, n)
-            return self.xp.ascontiguousarray(y.transpose(3, 0, 1, 2))
-        return self.xp.ascontiguousarray(y.transpose(1, 0, 2, 3))
+            return y.reshape(n, *self.shape)
+        return self.xp.ascontiguousarray(y.transpose(0, 3, 1, 2))
 
     def backward(self, dimages, need_dz: bool = False, need_dw: bool = True):
         """dimages (N, C, S, S) -> dz (N, latent_dim) if `need_dz`, else None."""
         n = dimages.shape[0]
         if self.kind == "mlp":
-            dy = dimages.reshape(n, -1).T
+            dy = dimages.reshape(n, -1)
         else:
-            dy = dimages.transpose(1, 0, 2, 3)
-        dz = self.main.backward(self.xp.ascontiguousarray(dy), need_dz, need_dw)
-        return None if dz is None else dz.reshape(self.latent_dim, n).T
+            dy = self.xp.ascontiguousarray(dimages.transpose(0, 2, 3, 1))
+        dz = self.main.backward(dy.astype(self.dtype, copy=False), need_dz, need_dw)
+        return None if dz is None else dz.reshape(n, self.latent_dim)
 
     __call__ = forward
 
@@ -146,22 +145,25 @@ class Discriminator(Model):
         )
 
     def forward(self, images):
-        self._in_shape = images.shape
         n = images.shape[0]
+        self._in_shape = images.shape
         x = images.astype(self.dtype, copy=False)
-        h = x.reshape(n, -1).T if self.kind == "mlp" else x.transpose(1, 0, 2, 3)
-        return self.main.forward(self.xp.ascontiguousarray(h)).reshape(n)
+        if self.kind == "mlp":
+            h = x.reshape(n, -1)
+        else:
+            h = self.xp.ascontiguousarray(x.transpose(0, 2, 3, 1))
+        return self.main.forward(h).reshape(n)
 
     def backward(self, dlogits, need_dx: bool = False, need_dw: bool = True):
         """dlogits (N,) -> d(images) (N, C, S, S) if `need_dx`, else None."""
         n = dlogits.shape[0]
-        dy = dlogits.reshape(1, n) if self.kind == "mlp" else dlogits.reshape(1, n, 1, 1)
+        dy = dlogits.reshape(n, 1) if self.kind == "mlp" else dlogits.reshape(n, 1, 1, 1)
         dx = self.main.backward(dy.astype(self.dtype, copy=False), need_dx, need_dw)
         if dx is None:
             return None
         if self.kind == "mlp":
-            return self.xp.ascontiguousarray(dx.T).reshape(self._in_shape)
-        return self.xp.ascontiguousarray(dx.transpose(1, 0, 2, 3))
+            return dx.reshape(self._in_shape)
+        return self.xp.ascontiguousarray(dx.transpose(0, 3, 1, 2))
 
     __call__ = forward
 
