@@ -20,6 +20,15 @@ CONFIGS = {
 }
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    # tiny models: torch's thread pool only adds spin-waits (seconds on a busy 2-core machine)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _pair(cfg: ModelConfig):
     """Torch and numpy (G, D) holding the same weights (drawn by the numpy init)."""
     g, d = build_models(cfg, np.random.default_rng(0))

@@ -87,11 +87,11 @@ def _upsample_k4s2p1(x, weight):
     cin, cout = weight.shape[:2]
     n, h, w, _ = x.shape
     cols = im2col(x, 2, 1, 1)  # window t covers input rows t-1, t: (N*(H+1)*(W+1), 4*Cin)
-    taps = [
-        weight[:, :, list(rows)][:, :, :, list(cs)] for rows in _PARITY_TAPS for cs in _PARITY_TAPS
-    ]
-    # (4 parities, Cin, Cout, 2, 2) -> (2, 2, Cin) x (parity, Cout)
-    w_all = xp.stack(taps).transpose(3, 4, 1, 0, 2).reshape(4 * cin, 4 * cout)
+    taps = xp.asarray(_PARITY_TAPS)
+    w_khkw = xp.ascontiguousarray(weight.transpose(2, 3, 0, 1))  # (kh, kw, Cin, Cout)
+    w_all = w_khkw[taps][:, :, taps]  # (row parity, a, col parity, b, Cin, Cout)
+    # rows (a, b, Cin) match the columns of `cols`; columns (row parity, col parity, Cout)
+    w_all = w_all.transpose(1, 3, 4, 0, 2, 5).reshape(4 * cin, 4 * cout)
     z = (cols @ w_all).reshape(n, h + 1, w + 1, 2, 2, cout)
     y = xp.empty((n, h, 2, w, 2, cout), dtype=z.dtype)
     for r in range(2):
