@@ -133,8 +133,9 @@ def kernel_distance(
     rows without replacement from each set, as Binkowski et al. and torch-fidelity do (their
     defaults: 100 subsets of 1000). A subset size larger than either set is reduced to fit.
     """
-    x_all = np.asarray(features1, np.float64)
-    y_all = np.asarray(features2, np.float64)
+    # dot products in float32 (as torch-fidelity; twice as fast), kernels and sums in float64
+    x_all = np.asarray(features1, np.float32)
+    y_all = np.asarray(features2, np.float32)
     m = min(subset_size, len(x_all), len(y_all))
     if m < 2:
         raise ValueError(f"KID needs at least 2 samples per set, got {len(x_all)}, {len(y_all)}")
@@ -144,8 +145,8 @@ def kernel_distance(
     for i in range(subsets):
         x = x_all[rng.choice(len(x_all), m, replace=False)]
         y = y_all[rng.choice(len(y_all), m, replace=False)]
-        k_xx = (x @ x.T * gamma + coef0) ** degree
-        k_yy = (y @ y.T * gamma + coef0) ** degree
-        k_xy = (x @ y.T * gamma + coef0) ** degree
+        k_xx = ((x @ x.T).astype(np.float64) * gamma + coef0) ** degree
+        k_yy = ((y @ y.T).astype(np.float64) * gamma + coef0) ** degree
+        k_xy = ((x @ y.T).astype(np.float64) * gamma + coef0) ** degree
         mmds[i] = _mmd2_unbiased(k_xx, k_xy, k_yy)
     return float(mmds.mean()), float(mmds.std())
