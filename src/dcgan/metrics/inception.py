@@ -203,8 +203,8 @@ def inception_score(logits: np.ndarray, splits: int = 10, seed: int = 2020) -> t
     n, scores = len(x), []
     splits = max(1, min(splits, n))  # a tiny test set cannot fill 10 splits
     for i in range(splits):
-        part, log_part = p[i * n // splits : (i + 1) * n // splits], log_p[i * n // splits :]
-        log_part = log_part[: len(part)]
+        lo, hi = i * n // splits, (i + 1) * n // splits
+        part, log_part = p[lo:hi], log_p[lo:hi]
         q = part.mean(dim=0, keepdim=True)
         scores.append((part * (log_part - q.log())).sum(dim=1).mean().exp().item())
     return float(np.mean(scores)), float(np.std(scores))
