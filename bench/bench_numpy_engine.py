@@ -3,10 +3,12 @@
 One training iteration = G makes a batch; one D step on the real and the fake batch (BCE with
 logits, Adam); one G step through D (Adam). img/s = batch size / seconds per iteration.
 
-    .venv/bin/python bench/bench_numpy_engine.py [--rounds 3] [--iters 4] [--skip-seed]
+    .venv/bin/python bench/bench_numpy_engine.py [--rounds 5] [--iters 3] [--threads N] [--skip-seed]
 
 The script re-executes itself without OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE: pinning OpenBLAS to
-its Haswell kernels halves GEMM speed on this AVX-512 CPU. Every engine runs under the same env.
+its Haswell kernels halves GEMM speed on this AVX-512 CPU. Every engine runs under the same env
+and thread count (--threads sets OpenBLAS's, OpenMP's and torch's; default: all cores). Rounds
+are interleaved across engines, so load from other processes hits them alike.
 """
 
 from __future__ import annotations
@@ -23,9 +25,28 @@ from pathlib import Path
 import numpy as np
 
 _BLAS_PINS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
-if any(k in os.environ for k in _BLAS_PINS):
-    env = {k: v for k, v in os.environ.items() if k not in _BLAS_PINS}
-    os.execve(sys.executable, [sys.executable, *sys.argv], env)
+_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--iters", type=int, default=3, help="iterations per round (seed: 1)")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--skip-seed", action="store_true")
+    return parser.parse_args(argv)
+
+
+def _clean_env(threads: int | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _BLAS_PINS + _THREAD_VARS}
+    if threads:
+        env.update(dict.fromkeys(_THREAD_VARS, str(threads)))
+    return env
+
+
+# BLAS reads these at load time, so the only way to change them is a fresh process
+if _clean_env(_parse_args().threads) != dict(os.environ):
+    os.execve(sys.executable, [sys.executable, *sys.argv], _clean_env(_parse_args().threads))
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
@@ -94,18 +115,6 @@ def seed_iteration(cfg: ModelConfig):
     rng = np.random.default_rng(1)
     real = rng.uniform(-1, 1, (BATCH, cfg.channels, cfg.image_size, cfg.image_size))
     return lambda: net.train_step(real, rng)
-
-
-def measure(step, rounds: int, iters: int) -> list[float]:
-    """img/s of `rounds` timed runs of `iters` iterations each, after one warm-up iteration."""
-    step()
-    rates = []
-    for _ in range(rounds):
-        t = time.perf_counter()
-        for _ in range(iters):
-            step()
-        rates.append(BATCH * iters / (time.perf_counter() - t))
-    return rates
 
 
 # ---------------------------------------------------------------------------------------------
@@ -269,14 +278,15 @@ class SeedDCGAN:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--iters", type=int, default=4)
-    parser.add_argument("--skip-seed", action="store_true")
-    args = parser.parse_args()
+    args = _parse_args()
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
     print(
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-        f"numpy {np.__version__}, batch {BATCH}, load avg {os.getloadavg()[0]:.2f}"
+        f"{platform.machine()}, {os.cpu_count()} CPUs, numpy {np.__version__}, "
+        f"torch {torch.__version__} ({torch.get_num_threads()} threads), batch {BATCH}, "
+        f"load avg before {os.getloadavg()[0]:.2f}"
     )
     cases = [
         ("64px seed baseline (float64)", seed_iteration, SEED_NET),
@@ -285,23 +295,29 @@ def main() -> None:
         ("28px numpy engine", numpy_iteration, DIGITS_NET),
         ("28px torch engine", torch_iteration, DIGITS_NET),
     ]
-    results = {}
-    for name, make, cfg in cases:
-        if args.skip_seed and "seed" in name:
-            continue
-        iters = max(1, args.iters // 2) if "seed" in name else args.iters
-        rates = measure(make(cfg), args.rounds, iters)
-        results[name] = statistics.median(rates)
-        runs = " ".join(f"{r:.0f}" for r in rates)
-        print(f"{name:32s} median {results[name]:7.1f} img/s   (runs: {runs})")
+    cases = [c for c in cases if not (args.skip_seed and "seed" in c[0])]
+    steps = {name: make(cfg) for name, make, cfg in cases}
+    for step in steps.values():
+        step()  # warm-up
+    rates: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(args.rounds):
+        for name, step in steps.items():
+            iters = 1 if "seed" in name else args.iters
+            t = time.perf_counter()
+            for _ in range(iters):
+                step()
+            rates[name].append(BATCH * iters / (time.perf_counter() - t))
+    med = {name: statistics.median(r) for name, r in rates.items()}
+    for name, r in rates.items():
+        runs = " ".join(f"{v:.0f}" for v in r)
+        print(f"{name:30s} median {med[name]:6.1f} img/s, best {max(r):6.1f} (runs: {runs})")
     print(f"load avg after {os.getloadavg()[0]:.2f}")
     for size in ("64px", "28px"):
-        ours = results[f"{size} numpy engine"]
-        print(f"{size} numpy / torch: {ours / results[f'{size} torch engine']:.2f}x")
-    if "64px seed baseline (float64)" in results:
-        print(
-            f"64px numpy / seed: {results['64px numpy engine'] / results['64px seed baseline (float64)']:.2f}x"
-        )
+        ratio = med[f"{size} numpy engine"] / med[f"{size} torch engine"]
+        print(f"{size} numpy / torch: {ratio:.2f}x")
+    if not args.skip_seed:
+        ratio = med["64px numpy engine"] / med["64px seed baseline (float64)"]
+        print(f"64px numpy / seed baseline: {ratio:.2f}x")
 
 
 if __name__ == "__main__":
