@@ -77,6 +77,8 @@ class Model:
             raise KeyError(f"state dict mismatch: missing {missing}, unexpected {unexpected}")
         for key, target in own.items():
             value = self.xp.asarray(state[key])
+            if value.shape == (1,) and target.shape == ():
+                value = value.reshape(())  # a scalar buffer stored as 1-d (as torch accepts)
             if value.shape != target.shape:
                 raise ValueError(f"{key}: shape {value.shape} does not match {target.shape}")
             target[...] = value
