@@ -1,0 +1,71 @@
+"""The `dcgan` command: parses and validates options, then calls the library.
+
+Each subcommand lives in its own module with a `register(subparsers)` that adds its parser.
+
+Bad input ends in one line on stderr and a non-zero exit (2 for usage), never a traceback.
+Nothing imports this module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .. import __version__
+from ..errors import DcganError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error in one line (plus where to get help)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="dcgan", description="Train DCGANs on images and generate new ones.")
+    parser.add_argument("--version", action="version", version=f"dcgan {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for command in COMMANDS:
+        command.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except DcganError as e:
+        print(f"dcgan {args.command}: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except OSError as e:  # disk full, permissions: still one line
+        print(f"dcgan {args.command}: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"dcgan {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+from . import generate, train  # noqa: E402  (they import the helpers above)
+
+COMMANDS = (train, generate)

@@ -1,0 +1,73 @@
+"""`dcgan generate`: PNG files (and optionally a grid) from a run, plain or discriminator-ranked."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+
+from ..config import DEVICES
+from . import positive_int
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "generate",
+        help="write images from a trained run",
+        description="Generate PNG images from a run directory (or a checkpoint file). Uses the EMA "
+        "generator when the run has one. The same seed gives the same images.",
+    )
+    p.add_argument("run", type=Path, help="run directory (or checkpoint file)")
+    p.add_argument("--num", type=positive_int, default=64, help="how many images (default 64)")
+    p.add_argument("--seed", type=int, default=0, help="latent seed (default 0)")
+    p.add_argument(
+        "--out", type=Path, help="output folder (default RUN/generated/<step>-<mode>-seed<S>)"
+    )
+    p.add_argument("--grid", action="store_true", help="also write grid.png with all images")
+    p.add_argument(
+        "--nice", type=float, metavar="P", help="draw N/P candidates, keep the N that D rates best"
+    )
+    p.add_argument(
+        "--checkpoint", default="latest", choices=("latest", "best"), help="which checkpoint"
+    )
+    p.add_argument("--device", choices=DEVICES, default="auto")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    import numpy as np
+
+    from ..images import make_grid, save_png
+    from ..sampling import load_sampler, nice, sample
+    from ..train import resolve_device
+
+    device = resolve_device(args.device)
+    sampler = load_sampler(args.run, device, args.checkpoint)
+    scores = None
+    if args.nice is not None:
+        images, scores = nice(sampler, args.num, args.nice, args.seed)
+        mode = f"nice{args.nice:g}"
+    else:
+        images = sample(sampler, args.num, args.seed)
+        mode = "sample"
+    run_dir = args.run if args.run.is_dir() else args.run.parent.parent
+    out = args.out or run_dir / "generated" / f"step{sampler.step}-{mode}-seed{args.seed}"
+    out.mkdir(parents=True, exist_ok=True)
+    names = [f"{i:05d}.png" for i in range(len(images))]
+    for name, image in zip(names, images):
+        save_png(out / name, image.transpose(1, 2, 0))
+    if scores is not None:
+        with open(out / "scores.csv", "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["file", "rank", "d_logit"])
+            writer.writerows(
+                (name, i + 1, f"{s:.6f}") for i, (name, s) in enumerate(zip(names, scores))
+            )
+    if args.grid:
+        save_png(out / "grid.png", make_grid(np.ascontiguousarray(images)))
+    extra = " and scores.csv" if scores is not None else ""
+    print(
+        f"wrote {len(images)} images{extra} to {out} (checkpoint step {sampler.step})",
+        file=sys.stderr,
+    )
+    return 0
