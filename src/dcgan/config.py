@@ -65,6 +65,9 @@ class TrainConfig:
     checkpoint_every: int = 1000
     keep_checkpoints: int = 3
     sample_count: int = 64  # images in the fixed-noise grid
+    eval_every: int = 0  # steps per evaluation during training (0: off)
+    eval_metrics: str = ""  # comma-separated metric names ("": the cheap ones for the data)
+    eval_num: int = 2000  # generated images per evaluation
 
     def validate(self) -> None:
         _choice("loss", self.loss, LOSSES)
@@ -72,6 +75,11 @@ class TrainConfig:
         counts += ("checkpoint_every", "keep_checkpoints", "sample_count")
         for name in counts + (("steps",) if self.steps is not None else ()):
             _positive(name.replace("_", "-"), getattr(self, name))
+        if not isinstance(self.eval_every, int) or self.eval_every < 0:
+            raise UsageError(
+                f"--eval-every must be 0 (off) or a positive integer, got {self.eval_every}"
+            )
+        _positive("eval-num", self.eval_num)
         for name in ("lr_g", "lr_d"):
             if not getattr(self, name) > 0:
                 raise UsageError(
