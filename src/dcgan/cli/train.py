@@ -10,10 +10,11 @@ import sys
 import time
 from pathlib import Path
 
-from . import positive_float, positive_int
 from ..checkpoint import find_checkpoint
 from ..config import DEVICES, LOSSES, MODEL_KINDS, DataConfig, ModelConfig, RunConfig, TrainConfig
 from ..errors import UsageError
+from . import positive_float, positive_int
+from .eval import add_train_options, eval_metrics_option, training_evaluator, training_hook
 
 # Training flags that belong to the run's config: None means "not given" (the config default, or
 # on --resume the run's own value). Only the length may change on resume.
@@ -85,6 +86,7 @@ def register(sub) -> None:
     p.add_argument(
         "--keep", type=positive_int, help=f"checkpoints kept (default {t0.keep_checkpoints})"
     )
+    add_train_options(p, t0)
     p.add_argument("--device", choices=DEVICES, help="where to train (default auto)")
     p.add_argument("--name", help="run name (default: derived from data and model, made unique)")
     p.add_argument(
@@ -130,6 +132,9 @@ def _config_from_args(args) -> RunConfig:
         sample_every=pick(args.sample_every, t0.sample_every),
         checkpoint_every=pick(args.checkpoint_every, t0.checkpoint_every),
         keep_checkpoints=pick(args.keep, t0.keep_checkpoints),
+        eval_every=pick(args.eval_every, t0.eval_every),
+        eval_metrics=eval_metrics_option(args, source),
+        eval_num=pick(args.eval_num, t0.eval_num),
     )
     config = RunConfig(
         model=model, data=DataConfig(source=source, channels=args.channels), train=train
@@ -172,6 +177,7 @@ def run(args) -> int:
         _bar(args, "decoding"),
     )
     print(_describe_data(data), file=sys.stderr)
+    evaluator = training_evaluator(config, data, args, device)  # fails now, not mid-run
     if args.resume is None:
         channels = data.images.shape[1]
         config = RunConfig(
@@ -195,6 +201,7 @@ def run(args) -> int:
         return 0
     bar = ProgressBar(end, state.step, enabled=args.progress)
     stop = _StopFlag()
+    evaluate = training_hook(evaluator, config, run, device) if evaluator else None
     hooks = training.Hooks(
         on_log=lambda r: (run.append_stats(r), bar.show(r)),
         on_samples=run.save_samples,
@@ -203,10 +210,14 @@ def run(args) -> int:
         ),
         on_progress=bar.update_to,
         should_stop=stop,
+        evaluate=evaluate,
+        eval_every=config.train.eval_every,
     )
     started = time.perf_counter()
     with stop.installed():
         result = training.fit(state, data, hooks)
+        if evaluate and result == "done" and state.step % config.train.eval_every:
+            evaluate(state)  # the final weights are a candidate for best too
         training.save_checkpoint(state, run.path, config.train.keep_checkpoints)
     bar.close()
     run.write_gif()

@@ -76,12 +76,14 @@ def find_weights(
     *,
     url: str = FID_WEIGHTS_URL,
     sha256: str = FID_WEIGHTS_SHA256,
-    download: bool = True,
+    download: bool | None = None,
     timeout: float = 60.0,
 ) -> Path:
     """Path of verified FID Inception weights: `path` if given (must exist), else the first of
     `weights_candidates()` that exists, else a download into the torch hub cache.
 
+    `download` None means yes unless $DCGAN_OFFLINE is set (to anything but "" or "0"), which
+    offline clusters and tests use to get the error at once instead of a network timeout.
     Every file found is checked against `sha256`. A download goes to a temporary file in the
     destination folder and is renamed only once its hash matches, so no half file is ever left.
     Raises DcganError (one line: URL, expected hash and where to put the file) when it fails.
@@ -95,8 +97,10 @@ def find_weights(
         if candidate.is_file():
             return _verify(candidate, sha256)
     dest = weights_candidates()[1]
-    if not download:
-        raise DcganError(_missing_message(url, sha256, dest, "downloads are disabled"))
+    offline = download is None and os.environ.get("DCGAN_OFFLINE", "") not in ("", "0")
+    if download is False or offline:
+        why = "DCGAN_OFFLINE is set" if offline else "downloads are disabled"
+        raise DcganError(_missing_message(url, sha256, dest, why))
     try:
         return _download(url, dest, sha256, timeout)
     except (urllib.error.URLError, OSError, ValueError) as e:

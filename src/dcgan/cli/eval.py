@@ -1,0 +1,245 @@
+"""`dcgan eval`: score a run's generator (EMA when present) against real images, print a table
+and append a line to RUN/metrics.jsonl."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from ..config import DEVICES
+from . import positive_int
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "eval",
+        help="score a trained run with FID, KID, IS, SWD or the digits metric",
+        description="Generate images from a run (the EMA generator when it has one) and score them "
+        "against real images. Prints a table and appends a JSON line to RUN/metrics.jsonl. "
+        "fid, kid and is need the FID Inception weights (looked up in --inception-weights, "
+        "$DCGAN_HOME, then the torch hub cache; downloaded when online).",
+    )
+    p.add_argument("run", type=Path, help="run directory (or checkpoint file)")
+    p.add_argument(
+        "--metrics",
+        help="comma-separated: fid, kid, is, swd, digits (default: digits,swd for the bundled "
+        "digits, swd otherwise)",
+    )
+    p.add_argument(
+        "--num",
+        type=positive_int,
+        default=10000,
+        help="generated images (default 10000; FID needs at least 2048)",
+    )
+    p.add_argument(
+        "--ref",
+        default="train",
+        metavar="train|test|PATH",
+        help="real images to compare with: the run's training data (train, the default) or a "
+        "folder. There are no named splits yet, so 'test' also means the run's own training data "
+        "(for the bundled digits that is the MNIST test set)",
+    )
+    p.add_argument(
+        "--checkpoint", default="latest", choices=("latest", "best"), help="which checkpoint"
+    )
+    p.add_argument(
+        "--inception-weights",
+        metavar="PATH",
+        help="pt_inception-2015-12-05-6726825d.pth for fid/kid/is (checked by sha256)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="latent seed (default 0)")
+    p.add_argument("--device", choices=DEVICES, default="auto")
+    p.add_argument(
+        "--batch-size",
+        type=positive_int,
+        help="images per forward pass (default: by image size and device; Inception 50)",
+    )
+    p.add_argument(
+        "--cache-dir",
+        type=Path,
+        help="prepared-data and reference-statistics cache (default $DCGAN_HOME or ~/.cache/dcgan)",
+    )
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..metrics import parse_metric_names
+
+    # validate the cheap things before loading weights or data
+    names = parse_metric_names(args.metrics) if args.metrics else None
+
+    from ..checkpoint import find_checkpoint
+    from ..datasets import load_source
+    from ..evaluation import append_metrics, default_metric_names, eval_record
+    from ..metrics import METRICS, Evaluator
+    from ..sampling import load_sampler
+    from ..train import resolve_device
+
+    device = resolve_device(args.device)
+    path = find_checkpoint(args.run, args.checkpoint)
+    sampler = load_sampler(path, device)
+    config = sampler.config
+    names = names or default_metric_names(config)
+    run_dir = args.run if args.run.is_dir() else path.parent.parent
+    source = config.data.source if args.ref in ("train", "test") else args.ref
+    real = load_source(
+        source,
+        config.model.image_size,
+        config.model.channels,
+        args.cache_dir,
+        _bar(args, "decoding"),
+    )
+    started = time.perf_counter()
+    evaluator = Evaluator(
+        real,
+        names,
+        split=args.ref if args.ref in ("train", "test") else "folder",
+        cache_dir=args.cache_dir,
+        inception_weights=args.inception_weights,
+        device=str(device),
+        batch_size=args.batch_size or 50,
+        progress=_bar(args, "inception", unit="batch"),
+    )
+    fake = _generate(sampler, args.num, args.seed, args.batch_size, args.progress)
+    metrics = evaluator(fake)
+    took = time.perf_counter() - started
+    checkpoint = args.checkpoint if args.run.is_dir() else path.name
+    record = eval_record(sampler.step, checkpoint, metrics, args.num, args.ref, args.seed, took)
+    out = append_metrics(run_dir, record)
+    print(
+        _table(
+            metrics, {METRICS[n].key + evaluator.suffix: METRICS[n].lower_is_better for n in names}
+        )
+    )
+    print(
+        f"{args.num} images from step {sampler.step} ({path.name}) vs {real.name} "
+        f"({len(real)} images) in {took:.1f} s; appended to {out}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _generate(sampler, num: int, seed: int, batch_size: int | None, progress: bool):
+    """`sampling.sample` (same latents, same images) in chunks, with a progress bar."""
+    import numpy as np
+
+    from ..sampling import auto_batch_size, latents
+    from ..train import generate
+
+    batch = batch_size or auto_batch_size(sampler.device, sampler.model.image_size)
+    z = latents(num, sampler.model.latent_dim, seed)
+    chunks = z.split(batch)
+    if progress:
+        from tqdm import tqdm
+
+        chunks = tqdm(chunks, desc="generating", unit="batch", leave=False)
+    return np.concatenate(
+        [generate(sampler.generator, c.to(sampler.device), batch) for c in chunks]
+    )
+
+
+def _table(metrics: dict[str, float], headline: dict[str, bool]) -> str:
+    """metric | value, with the direction noted on each metric's ranking key."""
+    width = max(len(k) for k in metrics) + 2
+    lines = [f"{'metric':<{width}}value"]
+    for key, value in metrics.items():
+        line = f"{key:<{width}}{_fmt(value)}"
+        if key in headline:
+            line += f"  ({'lower' if headline[key] else 'higher'} is better)"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.4g}" if abs(value) < 1e5 else f"{value:.4e}"
+
+
+def _bar(args, what: str, unit: str = "img"):
+    if not args.progress:
+        return None
+    from tqdm import tqdm
+
+    return lambda it: tqdm(it, desc=what, unit=unit, leave=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# `dcgan train --eval-every`: the options and hook live here so train.py only wires them in
+
+
+def add_train_options(p, t0) -> None:
+    """--eval-every, --eval-metrics, --eval-num for `dcgan train` (stored in the run config)."""
+    p.add_argument(
+        "--eval-every",
+        type=positive_int,
+        metavar="N",
+        help="every N steps score the generator with cheap metrics and keep "
+        "checkpoints/best.safetensors (default off)",
+    )
+    p.add_argument(
+        "--eval-metrics",
+        help="metrics for --eval-every, the first picks the best checkpoint (default digits,swd "
+        "for the bundled digits, swd otherwise)",
+    )
+    p.add_argument(
+        "--eval-num",
+        type=positive_int,
+        help=f"generated images per evaluation (default {t0.eval_num})",
+    )
+
+
+def eval_metrics_option(args, source: str) -> str:
+    """The TrainConfig.eval_metrics of a new run: the chosen names, validated, or the defaults
+    for its data, written out so the config says what was measured."""
+    from ..errors import UsageError
+    from ..metrics import cheap_metric_names, parse_metric_names
+    from ..metrics.inception import MIN_FID_SAMPLES
+
+    if not args.eval_every:
+        if args.eval_metrics or args.eval_num:
+            raise UsageError("--eval-metrics and --eval-num need --eval-every N")
+        return ""
+    if args.eval_metrics:
+        names = parse_metric_names(args.eval_metrics)
+    else:
+        names = cheap_metric_names(source == "digits")
+    if "fid" in names and (args.eval_num or 0) < MIN_FID_SAMPLES:
+        raise UsageError(f"--eval-metrics fid needs --eval-num >= {MIN_FID_SAMPLES}")
+    return ",".join(names)
+
+
+def training_evaluator(config, data, args, device):
+    """The run's Evaluator, built before training starts so a missing Inception weights file
+    fails at once, not after an hour (None when --eval-every is off)."""
+    from ..evaluation import training_metric_names
+    from ..metrics import Evaluator
+
+    if not config.train.eval_every:
+        return None
+    return Evaluator(
+        data,
+        training_metric_names(config),
+        cache_dir=args.cache_dir,
+        device=str(device),
+        progress=None,  # a nested bar would fight the training bar
+    )
+
+
+def training_hook(evaluator, config, run, device):
+    """`Hooks.evaluate`: scores, appends an "eval" line to stats.jsonl and says so above the bar."""
+    from tqdm import tqdm
+
+    from ..evaluation import TrainingEval
+
+    def report(record: dict, improved: bool) -> None:
+        run.append_stats(record)
+        shown = ", ".join(
+            f"{k} {_fmt(v)}"
+            for k, v in record.items()
+            if k not in ("step", "eval", "eval_seconds") and not k.startswith("swd_")
+        )
+        best = " (best so far)" if improved else ""
+        tqdm.write(f"eval at step {record['step']}: {shown}{best}", file=sys.stderr)
+
+    return TrainingEval(evaluator, config, run.path, device, report)

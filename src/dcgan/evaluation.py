@@ -1,0 +1,132 @@
+"""Evaluating generators with the metrics: during training (fixed latents, a stats line, the best
+checkpoint) and after it (`RUN/metrics.jsonl`, one JSON line per `dcgan eval`).
+
+No printing here: the CLI reports. The metrics themselves live in `dcgan.metrics`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import checkpoint as ckpt
+from .config import RunConfig
+from .metrics import METRICS, Evaluator, cheap_metric_names, is_better, parse_metric_names
+from .sampling import auto_batch_size, latents
+from .train import TrainState, generate, state_to_arrays
+
+METRICS_FILE = "metrics.jsonl"
+# The eval latents are their own seeded stream (training uses seed + 1, the grid seed + 2), drawn
+# once on the CPU: every evaluation of a run scores the same z, and training noise is untouched.
+EVAL_SEED_OFFSET = 3
+
+
+def default_metric_names(config: RunConfig) -> tuple[str, ...]:
+    """The cheap metrics for the run's data: digits + SWD on the bundled digits, else SWD."""
+    return cheap_metric_names(config.data.source == "digits")
+
+
+def training_metric_names(config: RunConfig) -> tuple[str, ...]:
+    """The names `--eval-metrics` chose (validated), or the defaults for the data."""
+    text = config.train.eval_metrics
+    return parse_metric_names(text) if text else default_metric_names(config)
+
+
+class TrainingEval:
+    """The `Hooks.evaluate` of a run: scores `state.sampler` on fixed latents, reports a record
+    and keeps `checkpoints/best.safetensors` for the first metric's key.
+
+    The best value is kept in `state.extra["best"]` so it travels in every checkpoint and a
+    resumed run only replaces best.safetensors with something better.
+    """
+
+    def __init__(
+        self,
+        evaluator: Evaluator,
+        config: RunConfig,
+        run_dir: Path,
+        device: torch.device,
+        on_result: Callable[[dict[str, Any], bool], None] = lambda record, improved: None,
+    ):
+        self.evaluator, self.run_dir, self.on_result = evaluator, Path(run_dir), on_result
+        self.metric = evaluator.names[0]
+        self.key = METRICS[self.metric].key + evaluator.suffix
+        n, dim = config.train.eval_num, config.model.latent_dim
+        self.z = latents(n, dim, config.train.seed + EVAL_SEED_OFFSET).to(device)
+        self.batch_size = auto_batch_size(device, config.model.image_size)
+
+    def __call__(self, state: TrainState) -> dict[str, float]:
+        started = time.perf_counter()
+        fake = generate(state.sampler, self.z, self.batch_size)
+        metrics = self.evaluator(fake)
+        record = {"step": state.step, "eval": True, **metrics}
+        record["eval_seconds"] = round(time.perf_counter() - started, 3)
+        value = metrics.get(self.key)
+        best = state.extra.get("best")
+        improved = (
+            value is not None
+            and np.isfinite(value)
+            and (
+                best is None
+                or best.get("key") != self.key
+                or is_better(self.metric, value, best["value"])
+            )
+        )
+        if improved:
+            state.extra["best"] = {"metric": self.metric, "key": self.key, "value": value}
+            state.extra["best"]["step"] = state.step
+            arrays, meta = state_to_arrays(state)
+            ckpt.write_checkpoint(ckpt.best_path(self.run_dir), arrays, meta)
+        self.on_result(record, improved)
+        return metrics
+
+
+def eval_record(
+    step: int,
+    checkpoint: str,
+    metrics: dict[str, float],
+    num: int,
+    ref: str,
+    seed: int,
+    seconds: float,
+) -> dict[str, Any]:
+    """One line of metrics.jsonl."""
+    return {
+        "step": step,
+        "checkpoint": checkpoint,
+        "metrics": metrics,
+        "num": num,
+        "ref": ref,
+        "seed": seed,
+        "seconds": round(seconds, 3),
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def append_metrics(run_dir: Path, record: dict[str, Any]) -> Path:
+    """Append one JSON line to RUN/metrics.jsonl (append-only, like stats.jsonl)."""
+    path = Path(run_dir) / METRICS_FILE
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+    return path
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    """The lines of RUN/metrics.jsonl, oldest first ([] when there is none); unreadable lines
+    (a crash mid-write) are skipped."""
+    path = Path(run_dir) / METRICS_FILE
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            continue
+    return out

@@ -1,0 +1,192 @@
+"""`dcgan eval`, `dcgan compare` and `dcgan train --eval-every`, end to end in subprocesses, plus
+the in-process guarantee that evaluating during training changes nothing about training."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import tiny_config
+from dcgan.datasets import ImageSet, load_digits
+from dcgan.evaluation import TrainingEval
+from dcgan.metrics import Evaluator
+from dcgan.train import Hooks, create_state, fit, load_state, save_checkpoint, state_to_arrays
+
+TINY = ["--g-features", "8", "--d-features", "8", "--latent-dim", "16", "--batch-size", "16"]
+TINY += ["--no-progress"]
+CPU = torch.device("cpu")
+
+
+def dcgan(*args, cwd: Path, check: bool = True, **env) -> subprocess.CompletedProcess:
+    env = {
+        **os.environ,
+        "DCGAN_HOME": str(cwd / "home"),
+        "TORCH_HOME": str(cwd / "torch"),  # no Inception weights from the developer's cache
+        **env,
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "dcgan", *map(str, args)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"dcgan {args} failed ({proc.returncode}):\n{proc.stderr}")
+    return proc
+
+
+def _one_line_error(proc, code, fragment):
+    assert proc.returncode == code, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert fragment in lines[0], lines[0]
+
+
+def _lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory) -> Path:
+    """A 4-step tiny run on the bundled digits (shared: the tests only read its weights)."""
+    cwd = tmp_path_factory.mktemp("run")
+    dcgan("train", "--steps", 4, "--name", "d", *TINY, cwd=cwd)
+    return cwd / "runs" / "d"
+
+
+def test_eval_prints_a_table_and_appends_metrics_jsonl(digits_run, image_folder, tmp_path):
+    out = dcgan("eval", digits_run, "--num", 200, "--no-progress", cwd=tmp_path)
+    table = out.stdout.splitlines()
+    assert table[0].split() == ["metric", "value"]
+    rows = {line.split()[0]: line for line in table[1:]}
+    assert {"digits_fd", "digits_coverage", "swd"} <= rows.keys()  # the defaults for digits
+    assert "lower is better" in rows["digits_fd"]
+    (line,) = _lines(digits_run / "metrics.jsonl")
+    assert line["step"] == 4 and line["checkpoint"] == "latest" and line["num"] == 200
+    assert line["ref"] == "train" and line["metrics"]["digits_fd"] > 0
+    assert set(line) >= {"time", "seconds", "seed"}
+
+    # a folder as the reference, converted to the run's 1x28x28; same seed, same images
+    out = dcgan("eval", digits_run, "--num", 200, "--metrics", "swd", "--ref", image_folder,
+                "--no-progress", cwd=tmp_path)  # fmt: skip
+    assert "pics" in out.stderr
+    last = _lines(digits_run / "metrics.jsonl")[-1]
+    assert set(last["metrics"]) == {"swd", "swd_28", "swd_14"} and last["ref"] == str(image_folder)
+    again = dcgan("eval", digits_run, "--num", 200, "--metrics", "swd", "--ref", image_folder,
+                  "--no-progress", cwd=tmp_path)  # fmt: skip
+    assert again.stdout == out.stdout
+
+
+def test_eval_every_keeps_best_checkpoint_and_generate_uses_it(tmp_path):
+    args = ("--steps", 7, "--eval-every", 3, "--eval-num", 100, "--log-every", 2)
+    out = dcgan("train", *args, "--name", "e", *TINY, cwd=tmp_path)
+    run = tmp_path / "runs" / "e"
+    assert "eval at step 3" in out.stderr
+    evals = [r for r in _lines(run / "stats.jsonl") if r.get("eval")]
+    assert [r["step"] for r in evals] == [3, 6, 7]  # on cadence, and the final weights
+    assert all(r["digits_fd"] > 0 and r["swd"] > 0 for r in evals)
+    config = json.loads((run / "config.json").read_text())["train"]
+    assert (config["eval_every"], config["eval_metrics"], config["eval_num"]) == (
+        3,
+        "digits,swd",
+        100,
+    )
+    best = min(evals, key=lambda r: r["digits_fd"])
+    from dcgan.checkpoint import read_checkpoint
+
+    _, meta = read_checkpoint(run / "checkpoints" / "best.safetensors")
+    assert meta["step"] == best["step"] and meta["extra"]["best"]["value"] == best["digits_fd"]
+
+    gen = dcgan("generate", run, "--checkpoint", "best", "--num", 3, "--out", tmp_path / "g",
+                cwd=tmp_path)  # fmt: skip
+    assert f"checkpoint step {best['step']}" in gen.stderr
+    assert len(list((tmp_path / "g").glob("*.png"))) == 3
+    dcgan("eval", run, "--checkpoint", "best", "--num", 100, "--metrics", "swd", cwd=tmp_path)
+    assert _lines(run / "metrics.jsonl")[-1]["checkpoint"] == "best"
+
+    # resume keeps the eval settings from the run config, and they cannot change
+    dcgan("train", "--resume", run, "--steps", 9, "--no-progress", cwd=tmp_path)
+    evals = [r["step"] for r in _lines(run / "stats.jsonl") if r.get("eval")]
+    assert evals == [3, 6, 7, 9]
+    proc = dcgan("train", "--resume", run, "--eval-every", 5, cwd=tmp_path, check=False)
+    _one_line_error(proc, 2, "--eval-every cannot change on --resume")
+
+
+def test_compare_shows_both_runs_metrics_and_config_differences(digits_run, tmp_path):
+    dcgan("train", "--steps", 3, "--lr", "0.001", "--name", "other", *TINY, cwd=tmp_path)
+    other = tmp_path / "runs" / "other"
+    dcgan("eval", other, "--num", 100, "--metrics", "swd", "--no-progress", cwd=tmp_path)
+    out = dcgan("compare", digits_run, other, cwd=tmp_path).stdout
+    rows = {line.split()[0]: line.split()[1:] for line in out.splitlines() if line.strip()}
+    assert rows["run"] == ["d", "other"]
+    assert rows["step"] == ["4", "3"]
+    assert rows["train.lr_g"] == ["0.0002", "0.001"]
+    assert rows["train.steps"] == ["4", "3"]
+    assert "model.latent_dim" not in rows  # equal keys are left out
+    assert "[dcgan eval]" in out and rows["swd"][1] != "-"
+
+
+@pytest.mark.parametrize(
+    "args, code, fragment",
+    [
+        (["eval", "RUN", "--metrics", "fid,nope"], 2, "unknown metric nope"),
+        (["train", "--eval-every", "2", "--eval-metrics", "nope"], 2, "unknown metric nope"),
+        (["train", "--eval-metrics", "swd"], 2, "need --eval-every"),
+        (["train", "--eval-every", "0"], 2, "positive"),
+        (["train", "--eval-every", "2", "--eval-metrics", "fid"], 2, "--eval-num >= 2048"),
+        (["eval", "RUN", "--metrics", "fid", "--no-progress"], 1, "Inception weights not found"),
+        (["eval", "RUN", "--metrics", "kid", "--inception-weights", "/no/w.pth"], 1, "not exist"),
+        (["compare", "RUN", "/no/such/run"], 1, "does not exist"),
+    ],
+)
+def test_bad_input_is_one_line(digits_run, tmp_path, args, code, fragment):
+    args = [str(digits_run) if a == "RUN" else a for a in args]
+    proc = dcgan(*args, cwd=tmp_path, check=False, DCGAN_OFFLINE="1")
+    _one_line_error(proc, code, fragment)
+
+
+def test_missing_inception_weights_fail_before_training_starts(tmp_path):
+    proc = dcgan("train", "--eval-every", 2, "--eval-metrics", "kid,swd", "--name", "k", *TINY,
+                 cwd=tmp_path, check=False, DCGAN_OFFLINE="1")  # fmt: skip
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "Inception weights not found" in proc.stderr.splitlines()[-1]
+    assert "DCGAN_OFFLINE" in proc.stderr and "--inception-weights" in proc.stderr
+    assert not (tmp_path / "runs" / "k").exists()
+
+
+def test_evaluating_during_training_leaves_training_and_resume_exact(tmp_path):
+    data = ImageSet(images=load_digits().images[:400], name="digits400")
+    config = tiny_config(steps=8, eval_every=2, eval_metrics="swd", eval_num=32)
+    evaluator = Evaluator(data, "swd", use_cache=False)
+
+    def run(config, state=None, run_dir=tmp_path / "whole"):
+        state = state or create_state(config, CPU)
+        hook = TrainingEval(evaluator, config, run_dir, CPU)
+        fit(state, data, Hooks(evaluate=hook, eval_every=config.train.eval_every))
+        return state
+
+    plain = create_state(config, CPU)
+    fit(plain, data)  # no evaluation at all
+    whole = run(config)
+    half_config = dataclasses.replace(config, train=dataclasses.replace(config.train, steps=4))
+    half = run(half_config, run_dir=tmp_path / "half")
+    path = save_checkpoint(half, tmp_path / "half", keep=2)
+    resumed = run(config, load_state(path, CPU, config), run_dir=tmp_path / "half")
+
+    arrays = [state_to_arrays(s)[0] for s in (plain, whole, resumed)]
+    for key in arrays[0]:
+        assert np.array_equal(arrays[0][key], arrays[1][key]), key  # eval touched nothing
+        assert np.array_equal(arrays[1][key], arrays[2][key]), key  # resume is exact
+    assert whole.extra["best"] == resumed.extra["best"]
+    assert whole.extra["best"]["key"] == "swd"
+    assert (tmp_path / "whole" / "checkpoints" / "best.safetensors").is_file()
