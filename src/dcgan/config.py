@@ -41,8 +41,10 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    source: str = "digits"  # "digits" (bundled MNIST test set) or a folder path
+    source: str = "digits"  # "digits" (bundled MNIST test set), a standard set's name, or a folder
     channels: int | None = None  # None: 1 when every image is grayscale, else 3
+    split: str = "train"  # of a standard set (mnist: train/test; svhn: train/test/extra; ...)
+    data_dir: str | None = None  # where its downloaded files are (None: $DCGAN_HOME/datasets)
 
 
 @dataclass(frozen=True)

@@ -303,9 +303,11 @@ def fit(state: TrainState, data: ImageSet, hooks: Hooks | None = None) -> str:
     cfg = state.config.train
     n = len(data)
     state.extra["steps_per_epoch"] = steps_per_epoch(n, cfg.batch_size)
-    images = torch.from_numpy(data.images)
-    if state.device.type != "cpu":  # a set that fits is kept on the device, indexed there
-        images = images.to(state.device)
+    # uint8, often a read-only memory map of the prepared cache: on CPU each batch is gathered
+    # from it (only the touched pages are read); a set that fits is kept on the device instead
+    images = data.images
+    if state.device.type != "cpu":
+        images = torch.from_numpy(np.array(images)).to(state.device)
     end = total_steps(state.config, n)
     z_fixed = fixed_noise(state.config, state.device)
     sums: dict[str, torch.Tensor] = {}
@@ -316,7 +318,7 @@ def fit(state: TrainState, data: ImageSet, hooks: Hooks | None = None) -> str:
         batches, epoch = [], 0
         for k in range(cfg.n_critic):
             epoch, idx = batch_indices(n, cfg.batch_size, cfg.seed, state.step * cfg.n_critic + k)
-            batches.append(to_model_range(images[torch.tensor(idx, device=images.device)]))
+            batches.append(to_model_range(_gather(images, idx)))
         stats = train_step(state, batches)
         for key, value in stats.items():
             sums[key] = sums[key] + value if key in sums else value
@@ -346,6 +348,13 @@ def fit(state: TrainState, data: ImageSet, hooks: Hooks | None = None) -> str:
         if state.step % cfg.checkpoint_every == 0:
             hooks.on_checkpoint(state)
     return "done"
+
+
+def _gather(images: np.ndarray | torch.Tensor, idx: np.ndarray) -> torch.Tensor:
+    """The batch `idx` of uint8 images, from a host array (memmap) or a device tensor."""
+    if isinstance(images, torch.Tensor):
+        return images[torch.tensor(idx, device=images.device)]
+    return torch.from_numpy(images[idx])  # fancy indexing copies: a writable host array
 
 
 def save_checkpoint(state: TrainState, run_dir, keep: int) -> Any:

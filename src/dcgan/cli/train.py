@@ -18,7 +18,7 @@ from .eval import add_train_options, eval_metrics_option, training_evaluator, tr
 
 # Training flags that belong to the run's config: None means "not given" (the config default, or
 # on --resume the run's own value). Only the length may change on resume.
-_RESUMABLE = {"epochs", "steps", "device", "progress", "runs_dir", "cache_dir"}
+_RESUMABLE = {"epochs", "steps", "device", "progress", "runs_dir", "cache_dir", "data_dir"}
 
 
 def register(sub) -> None:
@@ -96,6 +96,10 @@ def register(sub) -> None:
         "--cache-dir", type=Path, help="prepared-data cache (default $DCGAN_HOME or ~/.cache/dcgan)"
     )
     p.add_argument(
+        "--data-dir", type=Path, help="downloaded datasets (default $DCGAN_HOME/datasets)"
+    )
+    p.add_argument("--split", help="split of a named dataset: train (default), test, ...")
+    p.add_argument(
         "--resume", type=Path, metavar="RUN", help="continue a run exactly where it stopped"
     )
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
@@ -103,9 +107,11 @@ def register(sub) -> None:
 
 
 def _config_from_args(args) -> RunConfig:
+    from ..datasets import default_image_size
+
     m0, t0 = ModelConfig(), TrainConfig()
     source = args.data or "digits"
-    size = args.image_size or (28 if source == "digits" else 64)
+    size = args.image_size or default_image_size(source)
     model = ModelConfig(
         kind=args.model or m0.kind,
         image_size=size,
@@ -137,7 +143,14 @@ def _config_from_args(args) -> RunConfig:
         eval_num=pick(args.eval_num, t0.eval_num),
     )
     config = RunConfig(
-        model=model, data=DataConfig(source=source, channels=args.channels), train=train
+        model=model,
+        data=DataConfig(
+            source=source,
+            channels=args.channels,
+            split=args.split or "train",
+            data_dir=str(args.data_dir.absolute()) if args.data_dir else None,
+        ),
+        train=train,
     )
     return config.validate()
 
@@ -146,6 +159,7 @@ def run(args) -> int:
     from .. import train as training
     from ..datasets import load_source
     from ..tracking import ProgressBar, Run
+    from .data import describe, download_bar
 
     if args.resume is not None:
         given = [
@@ -175,8 +189,11 @@ def run(args) -> int:
         config.data.channels,
         args.cache_dir,
         _bar(args, "decoding"),
+        data_dir=args.data_dir or config.data.data_dir,
+        split=config.data.split,
+        on_bytes=download_bar(args.progress),
     )
-    print(_describe_data(data), file=sys.stderr)
+    print(describe(data), file=sys.stderr)
     evaluator = training_evaluator(config, data, args, device)  # fails now, not mid-run
     if args.resume is None:
         channels = data.images.shape[1]
@@ -257,16 +274,6 @@ def _replace(obj, **changes):
 
 def _slug(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)[:40] or "data"
-
-
-def _describe_data(data) -> str:
-    n, c, h, w = data.images.shape
-    text = f"data: {data.name}, {n} images, {c}x{h}x{w}"
-    if data.from_cache:
-        text += f" (prepared cache {data.cache_path})"
-    if data.skipped:
-        text += f"; skipped {len(data.skipped)} unreadable file(s), e.g. {data.skipped[0]}"
-    return text
 
 
 def _bar(args, what: str):

@@ -1,0 +1,285 @@
+"""A folder of pictures -> the prepared uint8 cache: safe listing (symlink loops, odd names),
+tolerant decoding (EXIF, palette, 16-bit, CMYK, animations, broken files), and decoding on all
+cores in chunks, with results identical to one process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from .errors import DataError
+from .prepared import PREPARE_VERSION, ImageSet, PreparedWriter, prepared_dir, read_prepared
+
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+PARALLEL_MIN_FILES = 2000  # below this, starting worker processes costs more than it saves
+_GRAY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "F"}
+
+
+def scan_folder(folder: Path) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Image files under `folder`, recursively and sorted by relative path, plus the entries that
+    cannot be read at all (dangling or looping symlinks) with a reason.
+
+    Symlinked folders are followed once: a folder already visited (by device and inode) is not
+    entered again, so a link loop cannot recurse forever.
+    """
+    found, problems, seen = [], [], set()
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        try:
+            st = os.stat(root)
+        except OSError:
+            dirs[:] = []
+            continue
+        if (st.st_dev, st.st_ino) in seen:
+            dirs[:] = []  # a symlink back to a folder we have been in
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        dirs.sort()
+        for name in files:
+            path = Path(root, name)
+            if path.suffix.lower() not in IMAGE_EXTENSIONS:
+                continue
+            try:
+                ok = path.stat() and path.is_file()
+            except OSError as e:  # ELOOP, dangling link
+                problems.append((_rel(path, folder), f"unreadable: {e.strerror or e}"))
+                continue
+            if ok:
+                found.append(path)
+    found.sort(key=lambda p: _rel(p, folder))
+    return found, sorted(problems)
+
+
+def list_image_files(folder: Path) -> list[Path]:
+    """Image files under `folder` (see `scan_folder`)."""
+    return scan_folder(Path(folder))[0]
+
+
+def _rel(path: Path, folder: Path) -> str:
+    return path.relative_to(folder).as_posix()
+
+
+def folder_fingerprint(folder: Path, files: list[Path], settings: str) -> str:
+    """A hash of every file's path, size and mtime plus the preprocessing settings."""
+    h = hashlib.sha256(f"v{PREPARE_VERSION}|{settings}".encode())
+    for p in files:
+        st = p.stat()
+        name = _rel(p, folder).encode("utf-8", "surrogateescape")
+        h.update(b"|" + name + f"|{st.st_size}|{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:16]
+
+
+def decode_image(path: Path, image_size: int, crop: int | None = None) -> tuple[np.ndarray, bool]:
+    """Decode one file to uint8 RGB (H, W, 3), cropped and resized to image_size square.
+
+    crop None takes the largest centred square; an int takes a centred crop x crop box first (the
+    CelebA convention). EXIF orientation is applied; the first frame of an animation is used;
+    transparency is composited onto white; 16-bit and float grayscale are scaled, not clipped.
+    Returns (pixels, is_gray). Raises on files that cannot be decoded.
+    """
+    with Image.open(path) as img:
+        img.seek(0)
+        img.load()
+        try:
+            img = ImageOps.exif_transpose(img)
+        except Exception:  # a broken EXIF block should not cost the picture
+            pass
+        gray = img.mode in _GRAY_MODES
+        if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+            wide = np.asarray(img, dtype=np.float64)
+            peak = _peak(img.mode, wide)
+            img = Image.fromarray(np.clip(wide * (255.0 / peak), 0, 255).round().astype(np.uint8))
+        if img.mode == "P":
+            img = img.convert("RGBA")
+            rgba = np.asarray(img)
+            gray = bool(
+                (rgba[..., 0] == rgba[..., 1]).all() and (rgba[..., 1] == rgba[..., 2]).all()
+            )
+        if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+            background = Image.new("RGBA", img.size, (255, 255, 255, 255))
+            img = Image.alpha_composite(background, img.convert("RGBA"))
+        img = _center_crop(img.convert("RGB"), crop)
+        if img.size != (image_size, image_size):
+            img = img.resize((image_size, image_size), Image.Resampling.LANCZOS, reducing_gap=3.0)
+        return np.asarray(img, dtype=np.uint8), gray
+
+
+def _peak(mode: str, wide: np.ndarray) -> float:
+    if mode.startswith("I;16"):
+        return 65535.0
+    top = float(wide.max()) if wide.size else 0.0
+    if mode == "F" and top <= 1.0:
+        return 1.0  # float images in [0, 1]
+    return 65535.0 if top > 255 else 255.0
+
+
+def _center_crop(img: Image.Image, crop: int | None) -> Image.Image:
+    w, h = img.size
+    side = min(w, h) if crop is None else min(crop, w, h)
+    left, top = (w - side) // 2, (h - side) // 2
+    return img.crop((left, top, left + side, top + side))
+
+
+def _skip_reason(e: BaseException) -> str:
+    if isinstance(e, Image.DecompressionBombError):
+        return (
+            f"larger than Pillow's decompression-bomb limit ({Image.MAX_IMAGE_PIXELS} pixels); "
+            "raise PIL.Image.MAX_IMAGE_PIXELS only if you trust the file"
+        )
+    text = str(e).splitlines()[0] if str(e) else ""
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
+def _decode_chunk(task: tuple[list[str], int, int | None]) -> list[tuple]:
+    """Worker: decode a chunk of files; each result is (pixels, gray) or (None, reason)."""
+    paths, image_size, crop = task
+    out = []
+    for p in paths:
+        try:
+            out.append(decode_image(Path(p), image_size, crop))
+        # any failure of a third-party decoder on a hostile file means "skip this file", never
+        # "stop preparing": Pillow raises OSError, ValueError, SyntaxError, struct.error, ...
+        except Exception as e:
+            out.append((None, _skip_reason(e)))
+    return out
+
+
+class _Sized:
+    """An iterator with a length, so a progress bar (tqdm) knows the total."""
+
+    def __init__(self, it: Iterator, n: int):
+        self.it, self.n = it, n
+
+    def __iter__(self):
+        return self.it
+
+    def __len__(self) -> int:
+        return self.n
+
+
+def decode_all(
+    files: list[Path], image_size: int, crop: int | None, workers: int
+) -> Iterator[tuple]:
+    """Decode results in file order, on `workers` processes (1 = in this process)."""
+    if workers <= 1:
+        for p in files:
+            yield from _decode_chunk(([str(p)], image_size, crop))
+        return
+    size = max(8, min(256, len(files) // (workers * 8) or 1))
+    tasks = [
+        ([str(p) for p in files[i : i + size]], image_size, crop)
+        for i in range(0, len(files), size)
+    ]
+    # forkserver: workers start from a clean process, not a fork of one holding torch threads
+    context = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        for chunk in pool.map(_decode_chunk, tasks):
+            yield from chunk
+
+
+def default_workers(n_files: int) -> int:
+    if n_files < PARALLEL_MIN_FILES:
+        return 1
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def load_folder(
+    folder: Path,
+    image_size: int,
+    channels: int | None = None,
+    cache_dir: Path | None = None,
+    progress: Callable | None = None,
+    *,
+    workers: int | None = None,
+    crop: int | None = None,
+    only: set[str] | None = None,
+    name: str | None = None,
+) -> ImageSet:
+    """Decode every image under `folder` once into uint8 (N, C, S, S), cached by fingerprint.
+
+    channels None means 1 when every image is grayscale, else 3. Undecodable files are skipped,
+    listed in `ImageSet.skipped` and in skipped.txt in the cache. `progress`, if given, wraps the
+    per-file result iterator (e.g. tqdm). `workers` None uses every core for large folders;
+    `only` keeps the files whose relative path is in it (a split list); `name` names the set.
+    """
+    folder = Path(folder)
+    if not folder.exists():
+        raise DataError(f"data folder {folder} does not exist")
+    if not folder.is_dir():
+        raise DataError(f"--data {folder} is not a folder of images")
+    files, problems = scan_folder(folder)
+    if only is not None:
+        files = [p for p in files if _rel(p, folder) in only]
+    if not files:
+        exts = ", ".join(sorted(e.lstrip(".") for e in IMAGE_EXTENSIONS))
+        raise DataError(f"no images ({exts}) found under {folder}")
+    settings = f"{image_size}|{channels}|{crop}"
+    slug = _slug(name) if name else _slug(folder.resolve().name)
+    cache = prepared_dir(cache_dir, slug, folder_fingerprint(folder, files, settings))
+    cached = read_prepared(cache)
+    if cached is not None:
+        return cached
+    workers = default_workers(len(files)) if workers is None else workers
+    results = decode_all(files, image_size, crop, workers)
+    if progress is not None:
+        results = progress(_Sized(results, len(files)))
+    return _write_folder_cache(
+        folder, files, problems, results, image_size, channels, cache, name or folder.name, crop
+    )
+
+
+def _write_folder_cache(folder, files, problems, results, size, channels, cache, name, crop):
+    """Two passes through a scratch memmap: the count and the channels are known only after
+    every file is decoded, and neither pass holds the whole set in RAM."""
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    scratch_dir = Path(tempfile.mkdtemp(prefix=".decoding.", dir=cache.parent))
+    try:
+        scratch = np.lib.format.open_memmap(
+            scratch_dir / "rgb.npy", mode="w+", dtype=np.uint8, shape=(len(files), size, size, 3)
+        )
+        kept, all_gray, skipped = [], True, list(problems)
+        for i, (pixels, info) in enumerate(results):
+            if pixels is None:
+                skipped.append((_rel(files[i], folder), info))
+                continue
+            scratch[len(kept)] = pixels
+            kept.append(i)
+            all_gray &= bool(info)
+        if not kept:
+            reason = skipped[-1][1] if skipped else "no files"
+            raise DataError(
+                f"none of the {len(files)} image files under {folder} could be decoded (e.g. {reason})"
+            )
+        c = channels or (1 if all_gray else 3)
+        with PreparedWriter(cache, len(kept), (c, size, size)) as out:
+            for start in range(0, len(kept), 1024):
+                block = np.asarray(scratch[start : min(start + 1024, len(kept))])
+                block = block.transpose(0, 3, 1, 2)
+                if c == 1:
+                    block = block[:, :1] if all_gray else _luminance(block)
+                out.images[start : start + len(block)] = block
+            source = {"kind": "folder", "path": str(folder.resolve()), "files": len(files)}
+            source |= {"image_size": size, "channels": c, "crop": crop}
+            del scratch
+            return out.commit(name, source, skipped=sorted(skipped))
+    finally:
+        shutil.rmtree(scratch_dir, ignore_errors=True)
+
+
+def _luminance(rgb: np.ndarray) -> np.ndarray:
+    """ITU-R 601-2 luma, the same formula as Pillow's convert('L'): (N, 3, H, W) -> (N, 1, H, W)."""
+    weights = np.array([299, 587, 114], np.uint32).reshape(1, 3, 1, 1)
+    return (((rgb * weights).sum(axis=1, keepdims=True) + 500) // 1000).astype(np.uint8)
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)[:40] or "folder"
