@@ -67,7 +67,8 @@ def write_json(path: Path, obj: Any) -> None:
 def write_checkpoint(path: Path, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
     """Atomically write one checkpoint file. `meta` must be JSON-serialisable."""
     meta = {"format": CHECKPOINT_FORMAT, **meta}
-    contiguous = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
+    # ascontiguousarray turns 0-d arrays (num_batches_tracked) into shape (1,): keep the shape
+    contiguous = {k: np.ascontiguousarray(v).reshape(np.shape(v)) for k, v in arrays.items()}
     atomic_write(path, save(contiguous, metadata={"dcgan": json.dumps(meta)}))
 
 
