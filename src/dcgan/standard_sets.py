@@ -257,9 +257,15 @@ def _read_idx_set(spec: StandardSet, split: str, paths: list[Path]):
 def _read_cifar_set(spec: StandardSet, split: str, paths: list[Path]):
     """The binary version (no pickle): records of label byte(s) + 3072 pixel bytes, R then G
     then B planes, each 32x32 row-major."""
-    folder, members, label_bytes = _CIFAR_LAYOUT[spec.name]
+    folder, by_split, label_bytes = _CIFAR_LAYOUT[spec.name]
+    members = by_split[split]
     record = label_bytes + 3072
-    count = 10000 * len(members) if spec.name == "cifar10" else 50000 if split == "train" else 10000
+    with tarfile.open(paths[0], "r:gz") as tar:
+        sizes = {m.name: m.size for m in tar.getmembers()}
+    missing = [m for m in members if f"{folder}/{m}" not in sizes]
+    if missing:
+        raise DataError(f"{paths[0]} has no {folder}/{missing[0]}")
+    count = sum(sizes[f"{folder}/{m}"] // record for m in members)
     found: list[np.ndarray] = []
 
     def blocks() -> Iterator[np.ndarray]:

@@ -1,0 +1,110 @@
+"""Folder robustness: odd and broken files built in the test, the skipped report, parallel ==
+serial, and random bytes never crashing preparation."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dcgan.folders import load_folder
+
+RED, BLUE = (255, 0, 0), (0, 0, 255)
+
+
+def _jpeg_with_orientation(path, orientation: int) -> None:
+    img = Image.new("RGB", (40, 20), BLUE)
+    img.paste(RED, (0, 0, 20, 20))  # left half red
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    img.save(path, quality=95, exif=exif)
+
+
+def _odd_folder(root):
+    """Every odd case of the issue, with the expected outcome in the name."""
+    root.mkdir()
+    _jpeg_with_orientation(root / "exif_rotated.jpg", 6)  # displayed rotated 90 degrees CW
+    Image.new("LA", (9, 9), (100, 50)).save(root / "la.png")
+    Image.new("RGB", (9, 9), RED).convert("P").save(root / "palette.png")
+    Image.fromarray(np.full((9, 9), 65535, np.uint16)).save(root / "sixteen.png")  # I;16
+    Image.new("CMYK", (9, 9), (0, 255, 255, 0)).save(root / "cmyk.jpg")
+    frames = [Image.new("RGB", (9, 9), c) for c in (RED, BLUE)]
+    frames[0].save(root / "anim.gif", save_all=True, append_images=frames[1:], duration=50)
+    Image.new("RGB", (9, 9), RED).save(root / "été photo 1.png")  # unicode and spaces
+    (root / "zero.png").write_bytes(b"")
+    good = root / "exif_rotated.jpg"
+    (root / "truncated.jpg").write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    (root / "notes.jpg").write_text("this is not an image")
+    Image.new("RGB", (100, 100)).save(root / "huge.png")  # a "bomb" once the limit is lowered
+    os.symlink(root, root / "loop")  # a folder link back to its parent
+    os.symlink(root / "b.png", root / "a.png")  # a file link loop
+    os.symlink(root / "a.png", root / "b.png")
+    os.symlink(root / "gone.png", root / "dangling.png")
+
+
+def test_odd_files_are_converted_or_skipped_and_reported(tmp_path, monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 100x100 is over twice the limit
+    folder = tmp_path / "odd"
+    _odd_folder(folder)
+    data = load_folder(folder, 8, cache_dir=tmp_path / "c", workers=1)
+    skipped = {
+        "a.png",
+        "b.png",
+        "dangling.png",
+        "huge.png",
+        "notes.jpg",
+        "truncated.jpg",
+        "zero.png",
+    }
+    assert set(data.skipped) == skipped
+    assert len(data) == 7 and data.images.shape == (7, 3, 8, 8)
+    names = ["anim.gif", "cmyk.jpg", "exif_rotated.jpg", "la.png", "palette.png", "sixteen.png"]
+    images = dict(zip(names + ["été photo 1.png"], data.images))
+    assert images["anim.gif"][0].min() > 200 and images["anim.gif"][2].max() < 50  # frame 0
+    assert images["cmyk.jpg"][0].min() > 200 and images["cmyk.jpg"][1].max() < 60
+    rotated = images["exif_rotated.jpg"]  # the red half is on top once EXIF is applied
+    assert rotated[0, 0].mean() > 200 and rotated[0, -1].mean() < 60 and rotated[2, -1].mean() > 200
+    assert images["la.png"].std() == 0 and images["sixteen.png"].min() == 255
+    assert images["palette.png"][0].min() > 200
+    report = (data.cache_path / "skipped.txt").read_text(encoding="utf-8")
+    assert "decompression-bomb" in report and "UnidentifiedImageError" in report
+    assert sum(not line.startswith("#") for line in report.splitlines()) == 7
+    assert data.warnings and "memorise" in data.warnings[0]
+    again = load_folder(folder, 8, cache_dir=tmp_path / "c", workers=1)
+    assert again.from_cache and set(again.skipped) == skipped
+
+
+def test_parallel_equals_serial(tmp_path, cifar_dir):
+    folder = tmp_path / "mixed"
+    for cls in ("cat", "ship"):
+        (folder / cls).mkdir(parents=True)
+        for i in range(30):
+            src = cifar_dir / cls / f"{i:04d}.jpg"
+            (folder / cls / src.name).write_bytes(src.read_bytes())
+    (folder / "cat" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnope")
+    Image.new("L", (50, 70), 90).save(folder / "ship" / "gray_big.png")
+    serial = load_folder(folder, 16, cache_dir=tmp_path / "s", workers=1)
+    parallel = load_folder(folder, 16, cache_dir=tmp_path / "p", workers=2)
+    assert not parallel.from_cache and len(serial) == 61
+    assert np.array_equal(np.asarray(serial.images), np.asarray(parallel.images))
+    assert serial.skipped == parallel.skipped == ["cat/broken.png"]
+
+
+hypothesis = pytest.importorskip("hypothesis")
+st = hypothesis.strategies
+
+
+@hypothesis.settings(max_examples=25, deadline=None)
+@hypothesis.given(
+    head=st.sampled_from([b"", b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff\xe0", b"GIF89a", b"BM"]),
+    body=st.binary(max_size=600),
+    ext=st.sampled_from([".png", ".jpg"]),
+)
+def test_random_bytes_never_crash_preparation(tmp_path_factory, head, body, ext):
+    folder = tmp_path_factory.mktemp("rand")
+    (folder / f"x{ext}").write_bytes(head + body)
+    Image.new("RGB", (4, 4), RED).save(folder / "ok.png")
+    data = load_folder(folder, 4, cache_dir=folder / ".cache", workers=1)
+    assert 1 <= len(data) <= 2 and len(data) + len(data.skipped) == 2

@@ -1,0 +1,124 @@
+"""Standard-set parsers (CIFAR binary, SVHN .mat, CelebA folder), preprocessing, the prepared
+cache, and exact resume on a memory-mapped set."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import tarfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import tiny_config
+from dcgan import standard_sets as ss
+from dcgan.datasets import default_image_size, load_source
+from dcgan.downloads import RemoteFile, md5_of
+from dcgan.errors import DataError, UsageError
+
+
+def _with_file(monkeypatch, name: str, path) -> None:
+    """Point a registry entry at a locally made file (its md5), so the real code path runs."""
+    spec = ss.STANDARD_SETS[name]
+    remote = RemoteFile(path.name, md5_of(path))
+    splits = {
+        s: tuple(remote if f.name == path.name else f for f in fs) for s, fs in spec.splits.items()
+    }
+    monkeypatch.setitem(ss.STANDARD_SETS, name, dataclasses.replace(spec, splits=splits))
+    monkeypatch.setenv("DCGAN_OFFLINE", "1")
+
+
+def test_cifar10_binary_archive(tmp_path, monkeypatch):
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, 30).astype(np.uint8)
+    pixels = rng.integers(0, 256, (30, 3, 32, 32), dtype=np.uint8)
+    records = np.concatenate([labels[:, None], pixels.reshape(30, -1)], axis=1).tobytes()
+    folder = tmp_path / "d" / "cifar10"
+    folder.mkdir(parents=True)
+    archive = folder / "cifar-10-binary.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        info = tarfile.TarInfo("cifar-10-batches-bin/test_batch.bin")
+        info.size = len(records)
+        tar.addfile(info, io.BytesIO(records))
+    _with_file(monkeypatch, "cifar10", archive)
+    data = load_source("cifar10", 32, None, tmp_path / "c", data_dir=tmp_path / "d", split="test")
+    assert data.images.shape == (30, 3, 32, 32)
+    assert np.array_equal(data.images, pixels) and np.array_equal(data.labels, labels)
+    gray = load_source("cifar10", 64, 1, tmp_path / "c", data_dir=tmp_path / "d", split="test")
+    assert gray.images.shape == (30, 1, 64, 64)
+    with pytest.raises(DataError, match="data_batch_1.bin"):  # the train members are absent
+        load_source("cifar10", 32, None, tmp_path / "c", data_dir=tmp_path / "d")
+
+
+@pytest.mark.parametrize("compressed", [True, False])
+def test_svhn_mat_without_scipy_at_runtime(tmp_path, monkeypatch, compressed):
+    scipy_io = pytest.importorskip("scipy.io")  # only to write the test file
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 256, (32, 32, 3, 9), dtype=np.uint8)
+    y = rng.integers(1, 11, (9, 1)).astype(np.float64)  # SVHN: digit 0 is stored as 10
+    folder = tmp_path / "d" / "svhn"
+    folder.mkdir(parents=True)
+    path = folder / "test_32x32.mat"
+    scipy_io.savemat(path, {"y": y, "X": x}, do_compression=compressed)
+    _with_file(monkeypatch, "svhn", path)
+    monkeypatch.setattr(ss, "BLOCK", 4)  # several blocks through the streaming reader
+    data = load_source("svhn", 32, None, tmp_path / "c", data_dir=tmp_path / "d", split="test")
+    assert np.array_equal(data.images, x.transpose(3, 2, 0, 1))
+    assert data.labels.tolist() == (y.ravel() % 10).astype(int).tolist()
+
+
+def test_celeba_from_a_local_folder(tmp_path):
+    folder = tmp_path / "d" / "celeba"
+    with pytest.raises(DataError, match="img_align_celeba.zip") as e:
+        load_source("celeba", 64, None, tmp_path / "c", data_dir=tmp_path / "d")
+    assert str(folder) in str(e.value) and "\n" not in str(e.value)
+    images = folder / "img_align_celeba"
+    images.mkdir(parents=True)
+    for i in range(1, 5):
+        face = np.zeros((218, 178, 3), np.uint8)
+        face[55:163, 35:143] = 60 * i  # the centre 108 x 108 box
+        Image.fromarray(face).save(images / f"{i:06d}.jpg", quality=95)
+    with pytest.raises(DataError, match="list_eval_partition.txt"):
+        load_source("celeba", 64, None, tmp_path / "c", data_dir=tmp_path / "d")
+    (folder / "list_eval_partition.txt").write_text(
+        "000001.jpg 0\n000002.jpg 0\n000003.jpg 1\n000004.jpg 2\n"
+    )
+    train = load_source("celeba", 64, None, tmp_path / "c", data_dir=tmp_path / "d")
+    assert train.images.shape == (2, 3, 64, 64) and train.name == "celeba-train"
+    assert abs(int(train.images[1].mean()) - 120) <= 3  # only the crop, no black border
+    whole = load_source("celeba", 32, None, tmp_path / "c", data_dir=tmp_path / "d", split="all")
+    assert len(whole) == 4 and whole.warnings  # a tiny set warns
+
+
+def test_split_and_sizes():
+    assert default_image_size("mnist") == 28 and default_image_size("cifar10") == 32
+    assert default_image_size("celeba") == 64 and default_image_size("some/folder") == 64
+    with pytest.raises(UsageError, match="extra"):
+        ss.get_set("mnist", "extra")
+    block = np.arange(2 * 28 * 28, dtype=np.uint8).reshape(2, 1, 28, 28)
+    assert ss.fit_images(block, 28, 32, 1).shape == (2, 1, 32, 32)
+    assert ss.fit_images(block, 28, 64, 3).shape == (2, 3, 64, 64)
+
+
+def test_exact_resume_on_a_memory_mapped_set(image_folder, tmp_path):
+    torch = pytest.importorskip("torch")
+    from dcgan import train as training
+    from dcgan.folders import load_folder
+
+    data = load_folder(image_folder, 28, channels=1, cache_dir=tmp_path / "c")
+    data = load_folder(image_folder, 28, channels=1, cache_dir=tmp_path / "c")
+    assert isinstance(data.images, np.memmap) and not data.images.flags.writeable
+    config = tiny_config(steps=6, batch_size=8)
+    device = torch.device("cpu")
+    whole = training.create_state(config, device)
+    training.fit(whole, data)
+    half = training.create_state(
+        dataclasses.replace(config, train=dataclasses.replace(config.train, steps=3)), device
+    )
+    training.fit(half, data)
+    path = training.save_checkpoint(half, tmp_path / "run", 2)
+    resumed = training.load_state(path, device, config)
+    training.fit(resumed, data)
+    for a, b in zip(whole.generator.state_dict().values(), resumed.generator.state_dict().values()):
+        assert torch.equal(a, b)
