@@ -122,3 +122,18 @@ def test_exact_resume_on_a_memory_mapped_set(image_folder, tmp_path):
     training.fit(resumed, data)
     for a, b in zip(whole.generator.state_dict().values(), resumed.generator.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_data_modules_import_no_torch():
+    """datasets.py is shared with the NumPy engine, so everything it imports stays torch-free."""
+    import ast
+    from pathlib import Path
+
+    package = Path(ss.__file__).parent
+    for name in ("datasets", "folders", "prepared", "standard_sets", "downloads", "matfile"):
+        tree = ast.parse((package / f"{name}.py").read_text())
+        for node in ast.walk(tree):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            assert not any(n.split(".")[0] in ("torch", "torchvision") for n in names), name

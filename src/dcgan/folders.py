@@ -90,7 +90,8 @@ def decode_image(path: Path, image_size: int, crop: int | None = None) -> tuple[
         img.seek(0)
         img.load()
         try:
-            img = ImageOps.exif_transpose(img)
+            if img.getexif().get(0x0112, 1) != 1:  # only rotated pictures pay for the copy
+                img = ImageOps.exif_transpose(img)
         except Exception:  # a broken EXIF block should not cost the picture
             pass
         gray = img.mode in _GRAY_MODES
@@ -107,7 +108,7 @@ def decode_image(path: Path, image_size: int, crop: int | None = None) -> tuple[
         if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
             background = Image.new("RGBA", img.size, (255, 255, 255, 255))
             img = Image.alpha_composite(background, img.convert("RGBA"))
-        img = _center_crop(img.convert("RGB"), crop)
+        img = _center_crop(img if img.mode == "RGB" else img.convert("RGB"), crop)
         if img.size != (image_size, image_size):
             img = img.resize((image_size, image_size), Image.Resampling.LANCZOS, reducing_gap=3.0)
         return np.asarray(img, dtype=np.uint8), gray
@@ -125,6 +126,8 @@ def _peak(mode: str, wide: np.ndarray) -> float:
 def _center_crop(img: Image.Image, crop: int | None) -> Image.Image:
     w, h = img.size
     side = min(w, h) if crop is None else min(crop, w, h)
+    if side == w == h:
+        return img
     left, top = (w - side) // 2, (h - side) // 2
     return img.crop((left, top, left + side, top + side))
 

@@ -1,0 +1,120 @@
+"""Data-path benchmarks: folder preparation on all cores vs a plain Pillow loop, and the cost of
+feeding batches from the prepared (memory-mapped) cache vs one 64 px DCGAN training step.
+
+    nice -n 5 .venv/bin/python bench/bench_data.py [--folder ../shared/datasets/cifar10_test]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import dataclasses
+import io
+import os
+import pstats
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from dcgan.folders import default_workers, list_image_files, load_folder
+
+DEFAULT_FOLDER = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "cifar10_test"
+
+
+def plain_pillow_loop(files: list[Path], size: int) -> np.ndarray:
+    """The baseline a user would write: one process, open/convert/resize/stack."""
+    out = np.empty((len(files), 3, size, size), np.uint8)
+    for i, p in enumerate(files):
+        with Image.open(p) as img:
+            img = img.convert("RGB").resize((size, size), Image.Resampling.LANCZOS)
+            out[i] = np.asarray(img).transpose(2, 0, 1)
+    return out
+
+
+def bench_prepare(folder: Path, size: int, workers: int) -> dict[str, float]:
+    files = list_image_files(folder)
+    n = len(files)
+    t = time.perf_counter()
+    plain_pillow_loop(files, size)
+    plain = n / (time.perf_counter() - t)
+    rates = {}
+    for w in (1, workers):
+        with tempfile.TemporaryDirectory() as cache:
+            t = time.perf_counter()
+            data = load_folder(folder, size, cache_dir=Path(cache), workers=w)
+            rates[w] = n / (time.perf_counter() - t)
+            assert len(data) == n
+    return {"images": n, "plain": plain, "serial": rates[1], "parallel": rates[workers]}
+
+
+def bench_feeding(folder: Path, steps: int) -> None:
+    import torch
+
+    from dcgan import train as training
+    from dcgan.config import ModelConfig, RunConfig, TrainConfig
+
+    with tempfile.TemporaryDirectory() as cache:
+        load_folder(folder, 64, cache_dir=Path(cache))
+        data = load_folder(folder, 64, cache_dir=Path(cache))  # the memory-mapped cache
+        assert isinstance(data.images, np.memmap)
+        n = len(data)
+        config = RunConfig(
+            model=ModelConfig(image_size=64, channels=3),
+            train=TrainConfig(batch_size=64, steps=steps, log_every=10**6, sample_every=10**6),
+        ).validate()
+        t, count = time.perf_counter(), 0
+        from dcgan.datasets import batch_indices
+
+        while time.perf_counter() - t < 2.0:
+            _, idx = batch_indices(n, 64, 0, count)
+            training.to_model_range(training._gather(data.images, idx))
+            count += 1
+        feed_s = (time.perf_counter() - t) / count
+        state = training.create_state(config, torch.device("cpu"))
+        training.fit(state, data, training.Hooks())  # warm-up (one sample grid at the end)
+        state.config = dataclasses.replace(
+            config, train=dataclasses.replace(config.train, steps=2 * steps)
+        )
+        profile = cProfile.Profile()
+        t = time.perf_counter()
+        profile.enable()
+        training.fit(state, data, training.Hooks())
+        profile.disable()
+        step_s = (time.perf_counter() - t) / steps
+    print(
+        f"feeding: {1 / feed_s:,.0f} batches/s of 64x3x64x64 from the memmap ({feed_s * 1e3:.2f} ms/batch)"
+    )
+    print(
+        f"training: {1 / step_s:.2f} steps/s of the 64 px DCGAN, batch 64 ({step_s * 1e3:.0f} ms/step)"
+    )
+    print(f"data path share of a step: {100 * feed_s / step_s:.3f} %")
+    text = io.StringIO()
+    stats = pstats.Stats(profile, stream=text).sort_stats("cumulative")
+    stats.print_stats("_gather|batch_indices|to_model_range|train_step|fit|generate")
+    print("profile of fit (cumulative s):")
+    print("\n".join(line for line in text.getvalue().splitlines() if "{" not in line)[-1200:])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--folder", type=Path, default=DEFAULT_FOLDER)
+    parser.add_argument("--size", type=int, default=64, help="prepared side for the prep bench")
+    parser.add_argument("--steps", type=int, default=4, help="timed 64 px training steps")
+    args = parser.parse_args()
+    workers = default_workers(10**9)
+    print(f"cores: {workers}, load average before: {os.getloadavg()}")
+    r = bench_prepare(args.folder, args.size, workers)
+    print(
+        f"prepare {r['images']} JPEGs -> {args.size} px: plain Pillow loop {r['plain']:,.0f} img/s, "
+        f"ours 1 process {r['serial']:,.0f} img/s, ours {workers} processes {r['parallel']:,.0f} "
+        f"img/s (x{r['parallel'] / r['plain']:.2f} vs plain, x{r['parallel'] / r['serial']:.2f} vs 1 process)"
+    )
+    bench_feeding(args.folder, args.steps)
+    print(f"load average after: {os.getloadavg()}")
+
+
+if __name__ == "__main__":
+    main()
