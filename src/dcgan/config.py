@@ -17,6 +17,7 @@ LOSSES = ("bce", "lsgan", "hinge", "wgan-gp")
 MODEL_KINDS = ("dcgan", "mlp")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DCGAN_SIZES = (28, 32, 64, 128)
+ENGINES = ("torch", "numpy")
 
 
 @dataclass(frozen=True)
@@ -70,9 +71,21 @@ class TrainConfig:
     eval_every: int = 0  # steps per evaluation during training (0: off)
     eval_metrics: str = ""  # comma-separated metric names ("": the cheap ones for the data)
     eval_num: int = 2000  # generated images per evaluation
+    engine: str = "torch"  # "numpy": dcgan.numpy_engine (no torch); a resume may switch it
 
     def validate(self) -> None:
         _choice("loss", self.loss, LOSSES)
+        _choice("engine", self.engine, ENGINES)
+        if self.engine == "numpy" and self.loss == "wgan-gp":
+            raise UsageError(
+                "--loss wgan-gp needs double backprop, which the numpy engine does not have; "
+                "use --engine torch or another --loss"
+            )
+        if self.engine == "numpy" and self.eval_every:
+            raise UsageError(
+                "--eval-every needs the torch engine (the metrics run on torch); "
+                "score a numpy-engine run afterwards with dcgan eval"
+            )
         counts = ("batch_size", "epochs", "n_critic", "log_every", "sample_every")
         counts += ("checkpoint_every", "keep_checkpoints", "sample_count")
         for name in counts + (("steps",) if self.steps is not None else ()):
