@@ -238,8 +238,13 @@ def restore_state(state: TrainState, arrays: dict[str, np.ndarray], meta: dict[s
                 {**g, "betas": tuple(g["betas"])} for g in saved["param_groups"]
             ]  # JSON made it a list
             opt.load_state_dict({"state": opt_state, "param_groups": groups})
-        torch.set_rng_state(torch.from_numpy(arrays["rng.torch"].copy()))
-        state.noise.set_state(torch.from_numpy(arrays["rng.noise"].copy()).to(state.noise.device))
+        if "rng.noise" in arrays:
+            torch.set_rng_state(torch.from_numpy(arrays["rng.torch"].copy()))
+            state.noise.set_state(
+                torch.from_numpy(arrays["rng.noise"].copy()).to(state.noise.device)
+            )
+        else:  # a numpy-engine checkpoint: its z stream (a NumPy Generator) cannot carry over
+            state.noise.manual_seed(state.config.train.seed + 1 + int(meta["step"]))
     except (KeyError, RuntimeError, ValueError) as e:
         raise CheckpointError(
             f"checkpoint does not match this model ({str(e).splitlines()[0]})"
