@@ -11,14 +11,32 @@ import time
 from pathlib import Path
 
 from ..checkpoint import find_checkpoint
-from ..config import DEVICES, LOSSES, MODEL_KINDS, DataConfig, ModelConfig, RunConfig, TrainConfig
+from ..config import (
+    DEVICES,
+    ENGINES,
+    LOSSES,
+    MODEL_KINDS,
+    DataConfig,
+    ModelConfig,
+    RunConfig,
+    TrainConfig,
+)
 from ..errors import UsageError
 from . import positive_float, positive_int
 from .eval import add_train_options, eval_metrics_option, training_evaluator, training_hook
 
 # Training flags that belong to the run's config: None means "not given" (the config default, or
-# on --resume the run's own value). Only the length may change on resume.
-_RESUMABLE = {"epochs", "steps", "device", "progress", "runs_dir", "cache_dir", "data_dir"}
+# on --resume the run's own value). Only the length and the engine may change on resume.
+_RESUMABLE = {
+    "epochs",
+    "steps",
+    "device",
+    "engine",
+    "progress",
+    "runs_dir",
+    "cache_dir",
+    "data_dir",
+}
 
 
 def register(sub) -> None:
@@ -88,6 +106,12 @@ def register(sub) -> None:
     )
     add_train_options(p, t0)
     p.add_argument("--device", choices=DEVICES, help="where to train (default auto)")
+    p.add_argument(
+        "--engine",
+        choices=ENGINES,
+        help="torch (default) or numpy: NumPy alone, no torch import (CuPy with --device cuda); "
+        "on --resume the run's engine unless given",
+    )
     p.add_argument("--name", help="run name (default: derived from data and model, made unique)")
     p.add_argument(
         "--runs-dir", type=Path, default=Path("runs"), help="where runs live (default ./runs)"
@@ -139,7 +163,11 @@ def _config_from_args(args) -> RunConfig:
         checkpoint_every=pick(args.checkpoint_every, t0.checkpoint_every),
         keep_checkpoints=pick(args.keep, t0.keep_checkpoints),
         eval_every=pick(args.eval_every, t0.eval_every),
-        eval_metrics=eval_metrics_option(args, source),
+        # only with eval options: the metrics import torch, which the numpy engine must not
+        eval_metrics=eval_metrics_option(args, source)
+        if args.eval_every or args.eval_metrics or args.eval_num
+        else "",
+        engine=args.engine or t0.engine,
         eval_num=pick(args.eval_num, t0.eval_num),
     )
     config = RunConfig(
@@ -156,7 +184,7 @@ def _config_from_args(args) -> RunConfig:
 
 
 def run(args) -> int:
-    from .. import train as training
+    from ..checkpoint import read_run_config
     from ..datasets import load_source
     from ..tracking import ProgressBar, Run
     from .data import describe, download_bar
@@ -170,8 +198,12 @@ def run(args) -> int:
         if given:
             flags = ", ".join("--" + k.replace("_", "-") for k in given)
             raise UsageError(
-                f"{flags} cannot change on --resume; only --epochs/--steps/--device can"
+                f"{flags} cannot change on --resume; only --epochs/--steps/--device/--engine can"
             )
+    engine = args.engine
+    if engine is None and args.resume is not None:
+        engine = read_run_config(args.resume).train.engine
+    training = _engine_module(engine or TrainConfig().engine)
     device = training.resolve_device(args.device or "auto")
     if args.resume is not None:
         run = Run.open(args.resume)
@@ -194,7 +226,8 @@ def run(args) -> int:
         on_bytes=download_bar(args.progress),
     )
     print(describe(data), file=sys.stderr)
-    evaluator = training_evaluator(config, data, args, device)  # fails now, not mid-run
+    # built now so a missing weights file fails at once, not mid-run
+    evaluator = training_evaluator(config, data, args, device) if config.train.eval_every else None
     if args.resume is None:
         channels = data.images.shape[1]
         config = RunConfig(
@@ -254,8 +287,23 @@ def run(args) -> int:
     return 0
 
 
+def _engine_module(engine: str):
+    """dcgan.train or dcgan.numpy_engine.train: the same functions, imported lazily (the numpy
+    engine's path never imports torch)."""
+    if engine == "numpy":
+        from ..numpy_engine import train as numpy_training
+
+        return numpy_training
+    from .. import train as torch_training
+
+    return torch_training
+
+
 def _extend(config: RunConfig, args) -> RunConfig:
-    """On resume, --epochs/--steps may lengthen the run; nothing else changes."""
+    """On resume, --epochs/--steps may lengthen the run and --engine switch it; nothing else."""
+    if args.engine is not None and args.engine != config.train.engine:
+        train = _replace(config.train, engine=args.engine)
+        config = RunConfig(model=config.model, data=config.data, train=train).validate()
     if args.epochs is None and args.steps is None:
         return config
     steps = (
