@@ -6,7 +6,7 @@ import csv
 import sys
 from pathlib import Path
 
-from ..config import DEVICES
+from ..config import DEVICES, ENGINES
 from . import positive_int
 
 
@@ -31,6 +31,13 @@ def register(sub) -> None:
         "--checkpoint", default="latest", choices=("latest", "best"), help="which checkpoint"
     )
     p.add_argument("--device", choices=DEVICES, default="auto")
+    p.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="torch",
+        help="torch (default) or numpy (no torch import; CuPy with --device cuda). Either engine "
+        "reads either engine's runs, and the same seed gives the same images",
+    )
     p.set_defaults(func=run)
 
 
@@ -38,8 +45,13 @@ def run(args) -> int:
     import numpy as np
 
     from ..images import make_grid, save_png
-    from ..sampling import load_sampler, nice, sample
-    from ..train import resolve_device
+
+    if args.engine == "numpy":
+        from ..numpy_engine.sampling import load_sampler, nice, sample
+        from ..numpy_engine.train import resolve_device
+    else:
+        from ..sampling import load_sampler, nice, sample
+        from ..train import resolve_device
 
     device = resolve_device(args.device)
     sampler = load_sampler(args.run, device, args.checkpoint)
