@@ -1,0 +1,303 @@
+"""Training with the NumPy engine: the train state, one GAN step, EMA and the `fit` loop.
+
+The same names and contract as `dcgan.train` (create_state, fit, Hooks, save_checkpoint,
+load_state, ...), so the CLI drives either engine; the same batch order, cadences, stats keys
+and checkpoint layout. z comes from the state's own NumPy Generator, whose state travels in the
+checkpoint: N steps == N/2 + save + load + N/2, bit for bit. No torch here.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .. import checkpoint as ckpt
+from ..config import RunConfig
+from ..datasets import ImageSet, batch_indices, steps_per_epoch
+from ..errors import UsageError
+from .backend import get_xp, to_numpy
+from .latents import torch_randn
+from .losses import LOSSES, sigmoid
+from .models import Discriminator, Generator, build_models
+from .optim import Adam
+from .serialize import restore_state, state_to_arrays
+
+_SEED_MASK = 2**64 - 1  # NumPy seeds must be non-negative; --seed may be any int
+
+
+def resolve_device(name: str = "auto") -> str:
+    """ "cpu" or "cuda" (CuPy). 'auto' picks cuda when CuPy sees a GPU; the rest is a UsageError."""
+    if name == "cpu":
+        return "cpu"
+    if name in ("auto", "cuda"):
+        if _cupy_has_gpu():
+            return "cuda"
+        if name == "cuda":
+            raise UsageError(
+                "--device cuda with --engine numpy needs CuPy and a CUDA GPU "
+                "(pip install cupy-cuda12x); use --device cpu"
+            )
+        return "cpu"
+    raise UsageError(f"--device {name} is not available with --engine numpy; use cpu or cuda")
+
+
+def _cupy_has_gpu() -> bool:
+    try:
+        import cupy
+
+        return cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:  # not installed, no driver, no device: all mean "no CuPy GPU"
+        return False
+
+
+def check_supported(config: RunConfig) -> None:
+    """What the numpy engine cannot do, as one-line UsageErrors."""
+    if config.train.loss not in LOSSES:
+        raise UsageError(
+            f"--loss {config.train.loss} needs double backprop (the gradient penalty), which the "
+            f"numpy engine does not have; use --engine torch or --loss {', '.join(LOSSES)}"
+        )
+    if config.train.eval_every:
+        raise UsageError(
+            "--eval-every needs the torch engine (the metrics run on torch); "
+            "score a numpy-engine run afterwards with dcgan eval"
+        )
+
+
+@dataclass
+class TrainState:
+    config: RunConfig
+    device: str  # "cpu" (NumPy) or "cuda" (CuPy)
+    generator: Generator
+    discriminator: Discriminator
+    generator_ema: Generator | None
+    opt_g: Adam
+    opt_d: Adam
+    noise: np.random.Generator  # draws every z of training, on the host
+    step: int = 0
+    elapsed: float = 0.0  # training seconds over all sessions of this run
+    extra: dict[str, Any] = field(default_factory=dict)  # JSON-able state of hooks
+
+    @property
+    def sampler(self) -> Generator:
+        """The generator to sample from: the EMA one when there is one."""
+        return self.generator_ema if self.generator_ema is not None else self.generator
+
+    @property
+    def xp(self):
+        return self.generator.xp
+
+
+def create_state(config: RunConfig, device: str = "cpu") -> TrainState:
+    """Fresh models (initialised from the seed), Adams and noise generator for a run.
+
+    The initial weights differ from the torch engine's for the same seed (different streams).
+    """
+    check_supported(config)
+    cfg = config.train
+    xp = get_xp(device)
+    generator, discriminator = build_models(
+        config.model, np.random.default_rng(cfg.seed & _SEED_MASK), xp
+    )
+    ema = None
+    if cfg.ema:
+        ema = Generator(config.model, xp)
+        ema.load_state_dict(generator.state_dict())
+    betas = (cfg.beta1, cfg.beta2)
+    return TrainState(
+        config=config,
+        device=device,
+        generator=generator,
+        discriminator=discriminator,
+        generator_ema=ema,
+        opt_g=Adam(generator.parameters(), cfg.lr_g, betas),
+        opt_d=Adam(discriminator.parameters(), cfg.lr_d, betas),
+        noise=np.random.default_rng((cfg.seed + 1) & _SEED_MASK),
+    )
+
+
+def sample_z(state: TrainState, n: int):
+    z = state.noise.standard_normal((n, state.config.model.latent_dim), dtype=np.float32)
+    return state.xp.asarray(z)
+
+
+def to_model_range(batch_uint8):
+    """uint8 (N, C, H, W) -> float32 in [-1, 1], the arithmetic of the torch engine's mapping."""
+    return batch_uint8.astype(np.float32) * np.float32(2.0 / 255.0) - np.float32(1.0)
+
+
+def train_step(state: TrainState, real_batches: list) -> dict[str, Any]:
+    """One generator update after len(real_batches) (= n_critic) discriminator updates.
+
+    Returns device scalars (no host sync): loss_d, loss_g, d_real, d_fake.
+    """
+    loss = LOSSES[state.config.train.loss]
+    G, D = state.generator, state.discriminator
+    fake = None
+    for x_real in real_batches:
+        fake = G(sample_z(state, x_real.shape[0]))
+        D.zero_grad()
+        # the loss is a real term plus a fake term, so the real batch's backward can run before
+        # the fake batch's forward (layers cache one forward); the weights do not move between
+        logits_real = D(x_real)
+        loss_real, dlogits = loss.d_real(logits_real)
+        D.backward(dlogits)
+        logits_fake = D(fake)
+        loss_fake, dlogits = loss.d_fake(logits_fake)
+        D.backward(dlogits)
+        state.opt_d.step(D.gradients())
+        loss_d = loss_real + loss_fake
+    if len(real_batches) > 1:  # with several critic steps, G gets a fresh fake
+        fake = G(sample_z(state, real_batches[-1].shape[0]))
+    # G's layers still hold the caches of the forward that made `fake`
+    logits_gen = D(fake)
+    loss_g, dlogits = loss.g_loss(logits_gen)
+    dfake = D.backward(dlogits, need_dx=True, need_dw=False)  # D's weights get no gradient
+    G.zero_grad()
+    G.backward(dfake)
+    state.opt_g.step(G.gradients())
+    if state.generator_ema is not None:
+        update_ema(state.generator_ema, G, state.config.train.ema_decay)
+    score = sigmoid if loss.probabilities else (lambda t: t)
+    return {
+        "loss_d": loss_d,
+        "loss_g": loss_g,
+        "d_real": score(logits_real).mean(),
+        "d_fake": score(logits_fake).mean(),
+    }
+
+
+def update_ema(ema: Generator, model: Generator, decay: float) -> None:
+    """ema = decay * ema + (1 - decay) * model for parameters; buffers (BN statistics) are copied."""
+    weight = np.float32(1.0 - decay)
+    params, ema_state = model.parameters(), ema.state_dict()  # live arrays, updated in place
+    for key, value in model.state_dict().items():
+        target = ema_state[key]
+        if key in params:
+            target += weight * (value - target)  # torch's lerp for weights below 0.5
+        else:
+            target[...] = value
+
+
+def generate(generator: Generator, z, batch_size: int = 256) -> np.ndarray:
+    """Images from latents (N, latent_dim), in eval mode, as host uint8 (N, C, H, W).
+
+    The model's mode is restored (its layer caches are not: call between steps, not inside one).
+    """
+    xp = generator.xp
+    was_training = generator.main.layers[0].training
+    generator.eval()
+    out = []
+    for start in range(0, len(z), batch_size):
+        x = generator(xp.asarray(z[start : start + batch_size]))
+        x = xp.clip(xp.round((x + np.float32(1)) * np.float32(127.5)), 0, 255)
+        out.append(to_numpy(x.astype(np.uint8)))
+    generator.train(was_training)
+    return np.concatenate(out) if out else np.zeros((0, *generator.shape), np.uint8)
+
+
+# ---------------------------------------------------------------------------------------------
+# the loop
+
+
+@dataclass
+class Hooks:
+    """What the loop reports to (the fields of `dcgan.train.Hooks`)."""
+
+    on_log: Callable[[dict[str, float]], None] = lambda stats: None
+    on_samples: Callable[[int, np.ndarray], None] = lambda step, images: None
+    on_checkpoint: Callable[[TrainState], None] = lambda state: None
+    on_progress: Callable[[int], None] = lambda step: None
+    evaluate: Callable[[TrainState], dict[str, float]] | None = None
+    eval_every: int = 0
+    should_stop: Callable[[], bool] = lambda: False
+
+
+def total_steps(config: RunConfig, n_images: int) -> int:
+    cfg = config.train
+    if cfg.steps is not None:
+        return cfg.steps
+    return cfg.epochs * steps_per_epoch(n_images, cfg.batch_size) // cfg.n_critic
+
+
+def fixed_noise(config: RunConfig) -> np.ndarray:
+    """The fixed latents of the progress grids: the torch engine's (seed + 2), drawn in NumPy."""
+    return torch_randn(config.train.sample_count, config.model.latent_dim, config.train.seed + 2)
+
+
+def fit(state: TrainState, data: ImageSet, hooks: Hooks | None = None) -> str:
+    """Train until the configured length; returns "done" or "stopped" (should_stop said so).
+
+    The caller saves a checkpoint afterwards (the loop also calls hooks.on_checkpoint on cadence).
+    """
+    hooks = hooks or Hooks()
+    cfg, xp = state.config.train, state.xp
+    n = len(data)
+    state.extra["steps_per_epoch"] = steps_per_epoch(n, cfg.batch_size)
+    images = data.images  # host uint8, often a memory map: each batch gathers only its rows
+    if xp is not np:
+        images = xp.asarray(np.array(images))  # a set that fits is kept on the GPU
+    end = total_steps(state.config, n)
+    z_fixed = fixed_noise(state.config)
+    sums: dict[str, Any] = {}
+    count, last_time, last_step = 0, time.perf_counter(), state.step
+    while state.step < end:
+        if hooks.should_stop():
+            return "stopped"
+        batches, epoch = [], 0
+        for k in range(cfg.n_critic):
+            epoch, idx = batch_indices(n, cfg.batch_size, cfg.seed, state.step * cfg.n_critic + k)
+            batch = images[idx] if xp is np else images[xp.asarray(idx)]
+            batches.append(to_model_range(batch))
+        stats = train_step(state, batches)
+        for key, value in stats.items():
+            sums[key] = sums[key] + value if key in sums else value
+        count += 1
+        state.step += 1
+        hooks.on_progress(state.step)
+        epoch_end = (state.step * cfg.n_critic) % state.extra["steps_per_epoch"] < cfg.n_critic
+        if state.step % cfg.log_every == 0 or state.step == end:
+            now = time.perf_counter()
+            state.elapsed += now - last_time
+            record = {k: float(v) / count for k, v in sums.items()}  # one host sync per interval
+            record |= {
+                "step": state.step,
+                "epoch": epoch,
+                "img_per_s": (state.step - last_step)
+                * cfg.batch_size
+                * cfg.n_critic
+                / (now - last_time),
+                "wall_time": state.elapsed,
+            }
+            hooks.on_log(record)
+            sums, count, last_time, last_step = {}, 0, now, state.step
+        if state.step % cfg.sample_every == 0 or epoch_end or state.step == end:
+            hooks.on_samples(state.step, generate(state.sampler, z_fixed))
+        if hooks.evaluate is not None and hooks.eval_every and state.step % hooks.eval_every == 0:
+            hooks.evaluate(state)
+        if state.step % cfg.checkpoint_every == 0:
+            hooks.on_checkpoint(state)
+    return "done"
+
+
+def save_checkpoint(state: TrainState, run_dir, keep: int) -> Any:
+    """Write the state to run_dir/checkpoints/step_N.safetensors and prune old ones."""
+    path = ckpt.checkpoint_path(run_dir, state.step)
+    arrays, meta = state_to_arrays(state)
+    ckpt.write_checkpoint(path, arrays, meta)
+    ckpt.prune_checkpoints(run_dir, keep)
+    return path
+
+
+def load_state(path, device: str = "cpu", config: RunConfig | None = None) -> TrainState:
+    """Rebuild a train state from a checkpoint of either engine (its own config unless given)."""
+    arrays, meta = ckpt.read_checkpoint(path)
+    config = config or RunConfig.from_dict(meta["config"])
+    state = create_state(config, device)
+    state.extra["steps_per_epoch"] = meta.get("extra", {}).get("steps_per_epoch", 1)
+    restore_state(state, arrays, meta)
+    return state
