@@ -18,6 +18,7 @@ MODEL_KINDS = ("dcgan", "mlp")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DCGAN_SIZES = (28, 32, 64, 128)
 ENGINES = ("torch", "numpy")
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -72,10 +73,18 @@ class TrainConfig:
     eval_metrics: str = ""  # comma-separated metric names ("": the cheap ones for the data)
     eval_num: int = 2000  # generated images per evaluation
     engine: str = "torch"  # "numpy": dcgan.numpy_engine (no torch); a resume may switch it
+    # speed options of the torch engine (bench/README.md, "Training speed (CPU)"); a resume may
+    # switch them. bf16: autocast of G and D's convolutions, the losses stay fp32
+    precision: str = "fp32"
+    channels_last: bool = False  # NHWC activations (oneDNN's fast layout on CPU)
+    compile: bool = False  # torch.compile G and D: a long first step, then faster ones
 
     def validate(self) -> None:
         _choice("loss", self.loss, LOSSES)
         _choice("engine", self.engine, ENGINES)
+        _choice("precision", self.precision, PRECISIONS)
+        if self.engine == "numpy" and (self.precision != "fp32" or self.compile):
+            raise UsageError("--precision bf16 and --compile need the torch engine")
         if self.engine == "numpy" and self.loss == "wgan-gp":
             raise UsageError(
                 "--loss wgan-gp needs double backprop, which the numpy engine does not have; "
