@@ -125,7 +125,9 @@ def test_eval_every_keeps_best_checkpoint_and_generate_uses_it(tmp_path):
 def test_compare_shows_both_runs_metrics_and_config_differences(digits_run, tmp_path):
     dcgan("train", "--steps", 3, "--lr", "0.001", "--name", "other", *TINY, cwd=tmp_path)
     other = tmp_path / "runs" / "other"
-    dcgan("eval", other, "--num", 100, "--metrics", "swd", "--no-progress", cwd=tmp_path)
+    ran = dcgan("eval", other, "--num", 100, "--metrics", "swd", "--ref", "test", "--no-progress",
+                cwd=tmp_path)  # fmt: skip
+    assert "digits has no test split" in ran.stderr  # said, not silently swapped
     out = dcgan("compare", digits_run, other, cwd=tmp_path).stdout
     rows = {line.split()[0]: line.split()[1:] for line in out.splitlines() if line.strip()}
     assert rows["run"] == ["d", "other"]

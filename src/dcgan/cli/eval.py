@@ -36,9 +36,10 @@ def register(sub) -> None:
         "--ref",
         default="train",
         metavar="train|test|PATH",
-        help="real images to compare with: the run's training data (train, the default) or a "
-        "folder. There are no named splits yet, so 'test' also means the run's own training data "
-        "(for the bundled digits that is the MNIST test set)",
+        help="real images to compare with: the run's own training data (train, the default), the "
+        "test split of its standard set (test), or a folder. The bundled digits and folders "
+        "have no test split: there 'test' uses the training data and says so (the bundled "
+        "digits are the MNIST test set)",
     )
     p.add_argument(
         "--checkpoint", default="latest", choices=("latest", "best"), help="which checkpoint"
@@ -71,7 +72,6 @@ def run(args) -> int:
     names = parse_metric_names(args.metrics) if args.metrics else None
 
     from ..checkpoint import find_checkpoint
-    from ..datasets import load_source
     from ..evaluation import append_metrics, default_metric_names, eval_record
     from ..metrics import METRICS, Evaluator
     from ..sampling import load_sampler
@@ -83,14 +83,7 @@ def run(args) -> int:
     config = sampler.config
     names = names or default_metric_names(config)
     run_dir = args.run if args.run.is_dir() else path.parent.parent
-    source = config.data.source if args.ref in ("train", "test") else args.ref
-    real = load_source(
-        source,
-        config.model.image_size,
-        config.model.channels,
-        args.cache_dir,
-        _bar(args, "decoding"),
-    )
+    real = _reference(config, args)
     started = time.perf_counter()
     evaluator = Evaluator(
         real,
@@ -119,6 +112,33 @@ def run(args) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def _reference(config, args):
+    """The real images for --ref, at the run's size and channels."""
+    from ..datasets import STANDARD_SETS, load_source
+
+    source, split = config.data.source, config.data.split
+    if args.ref == "test":
+        spec = STANDARD_SETS.get(source)
+        if spec is not None and "test" in spec.splits:
+            split = "test"
+        else:
+            print(
+                f"note: {source} has no test split; --ref test uses the run's training data",
+                file=sys.stderr,
+            )
+    elif args.ref != "train":
+        source, split = args.ref, None
+    return load_source(
+        source,
+        config.model.image_size,
+        config.model.channels,
+        args.cache_dir,
+        _bar(args, "decoding"),
+        data_dir=config.data.data_dir,
+        split=split,
+    )
 
 
 def _generate(sampler, num: int, seed: int, batch_size: int | None, progress: bool):
