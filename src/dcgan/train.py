@@ -73,7 +73,13 @@ def create_state(config: RunConfig, device: torch.device) -> TrainState:
     generator, discriminator = build_models(config.model)
     generator.to(device)
     discriminator.to(device)
+    if cfg.channels_last:  # parameters and (so) activations NHWC; the state dict keys are unchanged
+        generator.to(memory_format=torch.channels_last)
+        discriminator.to(memory_format=torch.channels_last)
     ema = copy.deepcopy(generator).requires_grad_(False) if cfg.ema else None
+    if cfg.compile:  # compiles forward in place: the modules and state dict keys stay the same
+        generator.compile()
+        discriminator.compile()
     noise = torch.Generator(device=device)
     noise.manual_seed(cfg.seed + 1)
     return TrainState(
@@ -112,9 +118,12 @@ def train_step(state: TrainState, real_batches: list[torch.Tensor]) -> dict[str,
     G, D = state.generator, state.discriminator
     fake = None
     for x_real in real_batches:
-        fake = G(sample_z(state, x_real.shape[0]))
-        logits_real = D(x_real)
-        logits_fake = D(fake.detach())
+        if cfg.channels_last:
+            x_real = x_real.contiguous(memory_format=torch.channels_last)
+        with _autocast(state):  # the logits (N,) go back to fp32 for the losses
+            fake = G(sample_z(state, x_real.shape[0]))
+            logits_real = D(x_real).float()
+            logits_fake = D(fake.detach()).float()
         loss_d = loss.d_loss(logits_real, logits_fake)
         if loss.gradient_penalty:
             loss_d = loss_d + cfg.gp_weight * gradient_penalty(
@@ -124,10 +133,12 @@ def train_step(state: TrainState, real_batches: list[torch.Tensor]) -> dict[str,
         loss_d.backward()
         state.opt_d.step()
     if len(real_batches) > 1:  # with several critic steps, G gets a fresh fake
-        fake = G(sample_z(state, real_batches[-1].shape[0]))
+        with _autocast(state):
+            fake = G(sample_z(state, real_batches[-1].shape[0]))
     # D's weights get no gradient from G's loss: skip computing it
     D.requires_grad_(False)
-    logits_gen = D(fake)
+    with _autocast(state):
+        logits_gen = D(fake).float()
     loss_g = loss.g_loss(logits_gen)
     state.opt_g.zero_grad(set_to_none=True)
     loss_g.backward()
@@ -142,6 +153,13 @@ def train_step(state: TrainState, real_batches: list[torch.Tensor]) -> dict[str,
         "d_real": score(logits_real.detach()).mean(),
         "d_fake": score(logits_fake.detach()).mean(),
     }
+
+
+def _autocast(state: TrainState) -> torch.autocast:
+    """bf16 autocast of the forward passes when asked for (convolutions in bf16; autocast keeps
+    what needs fp32 in fp32); a no-op context for fp32."""
+    enabled = state.config.train.precision == "bf16"
+    return torch.autocast(state.device.type, dtype=torch.bfloat16, enabled=enabled)
 
 
 @torch.no_grad()
