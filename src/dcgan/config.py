@@ -76,7 +76,7 @@ class TrainConfig:
     # speed options of the torch engine (bench/README.md, "Training speed (CPU)"); a resume may
     # switch them. bf16: autocast of G and D's convolutions, the losses stay fp32
     precision: str = "fp32"
-    channels_last: bool = False  # NHWC activations (oneDNN's fast layout on CPU)
+    channels_last: bool = True  # NHWC activations: 1.1-1.35x on CPU (oneDNN); not on MPS
     compile: bool = False  # torch.compile G and D: a long first step, then faster ones
 
     def validate(self) -> None:

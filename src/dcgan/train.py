@@ -73,7 +73,7 @@ def create_state(config: RunConfig, device: torch.device) -> TrainState:
     generator, discriminator = build_models(config.model)
     generator.to(device)
     discriminator.to(device)
-    if cfg.channels_last:  # parameters and (so) activations NHWC; the state dict keys are unchanged
+    if _channels_last(cfg, device):  # parameters, so activations, NHWC; state dict keys unchanged
         generator.to(memory_format=torch.channels_last)
         discriminator.to(memory_format=torch.channels_last)
     ema = copy.deepcopy(generator).requires_grad_(False) if cfg.ema else None
@@ -118,7 +118,7 @@ def train_step(state: TrainState, real_batches: list[torch.Tensor]) -> dict[str,
     G, D = state.generator, state.discriminator
     fake = None
     for x_real in real_batches:
-        if cfg.channels_last:
+        if _channels_last(cfg, state.device):
             x_real = x_real.contiguous(memory_format=torch.channels_last)
         with _autocast(state):  # the logits (N,) go back to fp32 for the losses
             fake = G(sample_z(state, x_real.shape[0]))
@@ -153,6 +153,11 @@ def train_step(state: TrainState, real_batches: list[torch.Tensor]) -> dict[str,
         "d_real": score(logits_real.detach()).mean(),
         "d_fake": score(logits_fake.detach()).mean(),
     }
+
+
+def _channels_last(cfg, device: torch.device) -> bool:
+    # MPS's channels-last convolutions have been slow or wrong in several torch releases
+    return cfg.channels_last and device.type != "mps"
 
 
 def _autocast(state: TrainState) -> torch.autocast:
