@@ -43,7 +43,6 @@ def digits():
 def test_bf16_steps_run_and_stay_finite(digits):
     state = create_state(tiny_config(steps=4, precision="bf16"), CPU)
     logs = []
-
     fit(state, digits, Hooks(on_log=logs.append))
     assert state.step == 4 and logs
     assert all(np.isfinite(v) for r in logs for v in r.values())
