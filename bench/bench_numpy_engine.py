@@ -1,7 +1,8 @@
 """Training throughput of the NumPy engine against the seed's im2col approach and the torch engine.
 
-One training iteration = G makes a batch; one D step on the real and the fake batch (BCE with
-logits, Adam); one G step through D (Adam). img/s = batch size / seconds per iteration.
+One training iteration = each engine's own `train_step` at batch 64: G makes a batch; one D step
+on the real and the fake batch (BCE with logits, Adam); one G step through D (Adam).
+img/s = batch size / seconds per iteration.
 
     .venv/bin/python bench/bench_numpy_engine.py [--rounds 5] [--iters 3] [--threads N] [--skip-seed]
 
@@ -50,64 +51,37 @@ if _clean_env(_parse_args().threads) != dict(os.environ):
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from dcgan.config import ModelConfig  # noqa: E402
-from dcgan.numpy_engine import Adam, build_models, ops  # noqa: E402
+from dcgan.config import ModelConfig, RunConfig, TrainConfig  # noqa: E402
 
 BATCH = 64
 SEED_NET = ModelConfig(image_size=64, channels=3, latent_dim=100, g_features=32, d_features=32)
 DIGITS_NET = ModelConfig(image_size=28, channels=1, latent_dim=100, g_features=64, d_features=64)
 
 
+def _run_config(cfg: ModelConfig) -> RunConfig:
+    return RunConfig(model=cfg, train=TrainConfig(batch_size=BATCH)).validate()
+
+
 def numpy_iteration(cfg: ModelConfig):
-    g, d = build_models(cfg, np.random.default_rng(0))
-    opt_g, opt_d = Adam(g.parameters()), Adam(d.parameters())
+    """The engine's own `train_step` (z drawn inside, as in training)."""
+    from dcgan.numpy_engine.train import create_state, train_step
+
+    state = create_state(_run_config(cfg))
     rng = np.random.default_rng(1)
     real = rng.uniform(-1, 1, (BATCH, cfg.channels, cfg.image_size, cfg.image_size))
     real = real.astype(np.float32)
-    ones, zeros = np.ones(BATCH, np.float32), np.zeros(BATCH, np.float32)
-
-    def step():
-        z = rng.standard_normal((BATCH, cfg.latent_dim), dtype=np.float32)
-        fake = g(z)
-        d.zero_grad()
-        for images, target in ((real, ones), (fake, zeros)):
-            _, cache = ops.bce_with_logits_forward(d(images), target)
-            d.backward(ops.bce_with_logits_backward(cache), need_dx=False)
-        opt_d.step(d.gradients())
-        g.zero_grad()
-        _, cache = ops.bce_with_logits_forward(d(fake), ones)
-        dfake = d.backward(ops.bce_with_logits_backward(cache), need_dx=True, need_dw=False)
-        g.backward(dfake)
-        opt_g.step(g.gradients())
-
-    return step
+    return lambda: train_step(state, [real])
 
 
 def torch_iteration(cfg: ModelConfig):
+    """`dcgan.train.train_step` on the CPU (it skips D's weight gradients in the G step too)."""
     import torch
 
-    from dcgan.models import build_models as build_torch
+    from dcgan.train import create_state, train_step
 
-    torch.manual_seed(0)
-    g, d = build_torch(cfg)
-    opt_g = torch.optim.Adam(g.parameters(), 2e-4, betas=(0.5, 0.999))
-    opt_d = torch.optim.Adam(d.parameters(), 2e-4, betas=(0.5, 0.999))
-    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    state = create_state(_run_config(cfg), torch.device("cpu"))
     real = torch.rand(BATCH, cfg.channels, cfg.image_size, cfg.image_size) * 2 - 1
-    ones, zeros = torch.ones(BATCH), torch.zeros(BATCH)
-
-    def step():
-        fake = g(torch.randn(BATCH, cfg.latent_dim))
-        opt_d.zero_grad(set_to_none=True)
-        (bce(d(real), ones) + bce(d(fake.detach()), zeros)).backward()
-        opt_d.step()
-        opt_g.zero_grad(set_to_none=True)
-        d.requires_grad_(False)  # as the numpy engine: no D weight gradients in the G step
-        bce(d(fake), ones).backward()
-        d.requires_grad_(True)
-        opt_g.step()
-
-    return step
+    return lambda: train_step(state, [real])
 
 
 def seed_iteration(cfg: ModelConfig):
