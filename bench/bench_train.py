@@ -1,0 +1,418 @@
+"""Training speed on CPU: our engine against the pytorch/examples reference on the identical 64 px
+net, GFLOP/s from the layer shapes, the 28/32 px nets, the speed levers one by one, generation.
+
+    .venv/bin/python bench/bench_train.py [--threads 1] [--rounds 5] [--steps 3] [--malloc tuned]
+        [--sections compare,levers,sizes,generate,compile] [--batches 64,128]
+    .venv/bin/python bench/bench_train.py --malloc-ab 3 ...   # the allocator's own gain
+
+Contestants of a section run in the same process, their rounds interleaved (A, B, A, B, ...), so
+outside load hits them alike; img/s is the median over rounds, a ratio is the median of the
+per-round ratios. --malloc applies to the whole process, so both sides of a ratio share it;
+--malloc-ab runs child processes alternately with glibc's default and the tuned allocator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+FOLDER = "/work/shared/datasets/cifar10_test"
+PEAK_FP32 = 330.0  # GFLOP/s: 2 cores x 2 AVX-512 FMA units x 16 lanes x 2 x 2.6 GHz
+
+
+def _parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--threads", type=int, help="torch threads (default: torch's, = cores)")
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--steps", type=int, default=3, help="training steps per round")
+    p.add_argument("--batches", default="64,128")
+    p.add_argument("--sections", default="compare,levers,sizes,generate")
+    p.add_argument("--data", default=FOLDER, help="a folder of images (the reference's input)")
+    p.add_argument("--quality-steps", type=int, default=600)
+    p.add_argument("--quality-seeds", type=int, default=3)
+    p.add_argument("--malloc", choices=("default", "tuned"), default="default")
+    p.add_argument("--malloc-ab", type=int, default=0, metavar="PAIRS")
+    p.add_argument("--json", help=argparse.SUPPRESS)  # a --malloc-ab child writes its results
+    return p.parse_args(argv)
+
+
+ARGS = _parse_args()
+if ARGS.malloc == "tuned":  # before torch allocates anything
+    from dcgan.perf import tune_malloc
+
+    assert tune_malloc(), "glibc's mallopt is not available here"
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from baseline_pytorch_examples import ExamplesTrainer  # noqa: E402
+from torch import nn  # noqa: E402
+
+from dcgan import train as T  # noqa: E402
+from dcgan.config import DataConfig, ModelConfig, RunConfig, TrainConfig  # noqa: E402
+from dcgan.datasets import load_source  # noqa: E402
+from dcgan.sampling import Sampler, auto_batch_size, sample  # noqa: E402
+
+NET64 = ModelConfig(image_size=64, channels=3, latent_dim=100, g_features=64, d_features=64)
+NET32 = ModelConfig(image_size=32, channels=3, latent_dim=100, g_features=64, d_features=64)
+NET28 = ModelConfig(image_size=28, channels=1, latent_dim=100, g_features=64, d_features=64)
+RESULTS: dict[str, float] = {}
+
+
+# ---------------------------------------------------------------------------------------------
+# FLOPs of one training step, from the layer shapes
+
+
+def layer_macs(net: nn.Module, x: torch.Tensor) -> list[int]:
+    """Multiply-accumulates of each conv/linear layer's forward pass, in order, for input x."""
+    macs: list[int] = []
+
+    def hook(m, inputs, out):
+        if isinstance(m, nn.ConvTranspose2d):  # every input pixel meets the whole kernel
+            macs.append(inputs[0].numel() * m.out_channels * m.weight[0, 0].numel())
+        elif isinstance(m, nn.Conv2d):  # every output pixel does
+            macs.append(out.numel() * m.weight[0].numel())
+        elif isinstance(m, nn.Linear):
+            macs.append(out.numel() * m.in_features)
+
+    handles = [m.register_forward_hook(hook) for m in net.modules()]
+    with torch.no_grad():
+        net(x)
+    for h in handles:
+        h.remove()
+    return macs
+
+
+def step_flops(cfg: ModelConfig, batch: int, d_weight_grads_in_g_step: bool) -> float:
+    """FLOPs (2 per MAC) of one GAN step: D forward + backward on the real and the fake batch
+    (weight gradients; input gradients below the first layer), G forward, then D forward +
+    input gradients through all layers (+ weight gradients when D is not frozen) and G's backward
+    (weight gradients; input gradients below its first layer). BN, activations, losses and Adam
+    are memory-bound and left out (under 1% of the FLOPs)."""
+    G, D = T.build_models(cfg)
+    z = torch.zeros(batch, cfg.latent_dim)
+    g, d = layer_macs(G.eval(), z), layer_macs(D.eval(), G.eval()(z))
+    d_train = sum(d) + sum(d) + sum(d[1:])  # forward, weight grads, input grads (not the image's)
+    g_step = sum(d) + sum(d) + (sum(d) if d_weight_grads_in_g_step else 0)
+    g_step += sum(g) + sum(g) + sum(g[1:])  # G: forward, weight grads, input grads (not z's)
+    return 2.0 * (2 * d_train + g_step)
+
+
+# ---------------------------------------------------------------------------------------------
+# contestants: objects with run(steps); img/s = batch * steps / wall seconds
+
+
+class Reference:
+    """bench/baseline_pytorch_examples.py: JPEG folder, DataLoader (2 workers), Sigmoid+BCELoss."""
+
+    def __init__(self, batch: int, image_size: int = 64):
+        self.trainer = ExamplesTrainer(ARGS.data, batch, image_size, workers=2)
+        self.flops = step_flops(NET64, batch, d_weight_grads_in_g_step=True)
+        self.batch = batch
+
+    def run(self, steps: int) -> None:
+        self.trainer.run(steps)
+
+
+class Engine:
+    """Our engine as `dcgan train` drives it: `fit` over a prepared uint8 set (no decoding in the
+    loop), the losses summed on device and synced every log_every steps."""
+
+    def __init__(self, data, cfg: ModelConfig, batch: int, tweak=None, **train):
+        # a long run stopped by should_stop: a run's last step would also draw a sample grid
+        train_cfg = TrainConfig(batch_size=batch, steps=10**9, **train)
+        config = RunConfig(model=cfg, data=DataConfig(), train=train_cfg).validate()
+        self.state = T.create_state(config, torch.device("cpu"))
+        if tweak:
+            tweak(self.state)
+        self.data, self.batch = data, batch
+        self.flops = step_flops(cfg, batch, d_weight_grads_in_g_step=False)
+
+    def run(self, steps: int) -> None:
+        end = self.state.step + steps
+        T.fit(self.state, self.data, T.Hooks(should_stop=lambda: self.state.step >= end))
+
+
+def race(title: str, contestants: dict, rounds: int, steps: int, base: str | None = None) -> dict:
+    """Interleaved rounds; prints median img/s, GFLOP/s, fraction of peak, ratio to `base`."""
+    rates: dict[str, list[float]] = {k: [] for k in contestants}
+    for c in contestants.values():
+        c.run(2)  # warm-up: oneDNN primitives, DataLoader workers, compile
+    for _ in range(rounds):
+        for name, c in contestants.items():
+            start = time.perf_counter()
+            c.run(steps)
+            rates[name].append(c.batch * steps / (time.perf_counter() - start))
+    print(f"\n## {title}  (load {os.getloadavg()[0]:.1f})")
+    print(f"{'':34s} {'img/s':>8s} {'GFLOP/s':>8s} {'peak':>6s} {'ratio':>6s}  rounds")
+    for name, r in rates.items():
+        med = statistics.median(r)
+        c = contestants[name]
+        gflops = med / c.batch * c.flops / 1e9
+        ratio = ""
+        if base and name != base:
+            ratio = statistics.median(a / b for a, b in zip(r, rates[base]))
+            RESULTS[f"{title}|{name}|ratio"] = ratio
+            ratio = f"{ratio:5.2f}x"
+        RESULTS[f"{title}|{name}|img/s"] = med
+        print(
+            f"{name:34s} {med:8.1f} {gflops:8.1f} {gflops / PEAK_FP32:6.1%} {ratio:>6s}  "
+            + " ".join(f"{x:.0f}" for x in r)
+        )
+    return rates
+
+
+# ---------------------------------------------------------------------------------------------
+# sections
+
+
+def load(cfg: ModelConfig, cache: Path):
+    source = "digits" if cfg.channels == 1 else ARGS.data
+    return load_source(source, cfg.image_size, cfg.channels, cache)
+
+
+def compare(cache: Path) -> None:
+    data = load(NET64, cache)
+    for batch in map(int, ARGS.batches.split(",")):
+        flops = step_flops(NET64, batch, False) / batch / 1e9
+        ref_flops = step_flops(NET64, batch, True) / batch / 1e9
+        print(f"\nGFLOP per image: engine {flops:.3f}, reference {ref_flops:.3f}")
+        race(
+            f"64 px identical net, batch {batch}",
+            {
+                "reference (examples/dcgan)": Reference(batch),
+                "engine fp32": Engine(data, NET64, batch, channels_last=False),
+                "engine fp32 channels_last": Engine(data, NET64, batch, channels_last=True),
+                "engine bf16 channels_last": Engine(
+                    data, NET64, batch, channels_last=True, precision="bf16"
+                ),
+            },
+            ARGS.rounds,
+            ARGS.steps,
+            base="reference (examples/dcgan)",
+        )
+
+
+def _no_freeze(state) -> None:
+    # requires_grad_ as a no-op on this instance: the G step computes D's weight gradients too
+    state.discriminator.requires_grad_ = lambda requires_grad=True: state.discriminator
+
+
+def _adam(**kw):
+    def tweak(state) -> None:
+        cfg = state.config.train
+        for name, module, lr in (
+            ("opt_g", state.generator, cfg.lr_g),
+            ("opt_d", state.discriminator, cfg.lr_d),
+        ):
+            opt = torch.optim.Adam(module.parameters(), lr, betas=(cfg.beta1, cfg.beta2), **kw)
+            setattr(state, name, opt)
+
+    return tweak
+
+
+def levers(cache: Path) -> None:
+    data = load(NET64, cache)
+    batch = 64
+    race(
+        "levers, 64 px batch 64 (fp32 unless named)",
+        {
+            "default (NHWC, D frozen, Adam)": Engine(data, NET64, batch),
+            "NCHW (channels_last off)": Engine(data, NET64, batch, channels_last=False),
+            "D not frozen in the G step": Engine(data, NET64, batch, tweak=_no_freeze),
+            "Adam foreach=False": Engine(data, NET64, batch, tweak=_adam(foreach=False)),
+            "Adam foreach=True": Engine(data, NET64, batch, tweak=_adam(foreach=True)),
+            "Adam fused=True": Engine(data, NET64, batch, tweak=_adam(fused=True)),
+            "mkldnn off": MkldnnOff(Engine(data, NET64, batch)),
+            "bf16": Engine(data, NET64, batch, precision="bf16"),
+        },
+        ARGS.rounds,
+        ARGS.steps,
+        base="default (NHWC, D frozen, Adam)",
+    )
+
+
+def adam(cache: Path) -> None:
+    data = load(NET64, cache)
+    race(
+        "Adam on CPU, 64 px batch 64",
+        {
+            "Adam default (foreach)": Engine(data, NET64, 64),
+            "Adam foreach=False": Engine(data, NET64, 64, tweak=_adam(foreach=False)),
+            "Adam fused=True": Engine(data, NET64, 64, tweak=_adam(fused=True)),
+        },
+        ARGS.rounds,
+        ARGS.steps,
+        base="Adam default (foreach)",
+    )
+
+
+class MkldnnOff:
+    """torch.backends.mkldnn disabled around the steps: convolutions take ATen's own kernels."""
+
+    def __init__(self, inner):
+        self.inner, self.batch, self.flops = inner, inner.batch, inner.flops
+
+    def run(self, steps: int) -> None:
+        with torch.backends.mkldnn.flags(enabled=False):
+            self.inner.run(steps)
+
+
+def sizes(cache: Path) -> None:
+    for cfg, batch in ((NET28, 64), (NET32, 64), (NET28, 128), (NET32, 128)):
+        data = load(cfg, cache)
+        race(
+            f"{cfg.image_size} px ({cfg.channels} ch, widths 64), batch {batch}",
+            {
+                "engine fp32": Engine(data, cfg, batch, channels_last=False),
+                "engine fp32 channels_last": Engine(data, cfg, batch, channels_last=True),
+                "engine bf16 channels_last": Engine(
+                    data, cfg, batch, channels_last=True, precision="bf16"
+                ),
+            },
+            ARGS.rounds,
+            ARGS.steps * 2,
+            base="engine fp32",
+        )
+
+
+def compile_section(cache: Path) -> None:
+    data = load(NET64, cache)
+    for batch in map(int, ARGS.batches.split(",")):
+        compiled = Engine(data, NET64, batch, channels_last=True, compile=True)
+        start = time.perf_counter()
+        compiled.run(2)
+        first = time.perf_counter() - start
+        print(f"\ncompile: first 2 steps at batch {batch} took {first:.0f} s")
+        RESULTS[f"compile b{batch}|first 2 steps s"] = first
+        rates = race(
+            f"torch.compile, 64 px batch {batch}",
+            {
+                "eager channels_last": Engine(data, NET64, batch, channels_last=True),
+                "compiled channels_last": compiled,
+            },
+            ARGS.rounds,
+            ARGS.steps,
+            base="eager channels_last",
+        )
+        eager, comp = (statistics.median(r) for r in rates.values())
+        if comp > eager:
+            saved = batch / eager - batch / comp  # seconds saved per step
+            print(f"compile pays off after {first / saved:.0f} steps")
+
+
+def generate_section(cache: Path) -> None:
+    print(
+        f"\n## generation, sampling.sample with the auto batch size (load {os.getloadavg()[0]:.1f})"
+    )
+    for cfg, n in ((NET28, 4096), (NET32, 4096), (NET64, 1024)):
+        G, D = T.build_models(cfg)
+        variants = {"NCHW": G, "channels_last": _cl_copy(G)}
+        rates = {k: [] for k in variants}
+        for _ in range(ARGS.rounds):
+            for name, g in variants.items():
+                s = Sampler(RunConfig(model=cfg), g.eval(), D, torch.device("cpu"), 0, Path("."))
+                start = time.perf_counter()
+                sample(s, n, seed=0)
+                rates[name].append(n / (time.perf_counter() - start))
+        bs = auto_batch_size(torch.device("cpu"), cfg.image_size)
+        for name, r in rates.items():
+            RESULTS[f"generate {cfg.image_size}|{name}"] = statistics.median(r)
+            print(
+                f"{cfg.image_size} px, batch {bs}, {name:14s} {statistics.median(r):8.0f} img/s  "
+                + " ".join(f"{x:.0f}" for x in r)
+            )
+
+
+def _cl_copy(g: nn.Module) -> nn.Module:
+    import copy
+
+    return copy.deepcopy(g).to(memory_format=torch.channels_last)
+
+
+def quality(cache: Path) -> None:
+    """fp32 vs bf16 (channels_last both) at equal steps on the digits: the digits metric of 2000
+    samples against the bundled set, for a few seeds (a GAN's spread between seeds is large)."""
+    from dcgan.metrics import compute_metrics
+
+    data = load(NET28, cache)
+    steps = ARGS.quality_steps
+    print(f"\n## quality: 28 px digits, batch 64, {steps} steps, 2000 samples, digits metric")
+    for seed in range(ARGS.quality_seeds):
+        for precision in ("fp32", "bf16"):
+            e = Engine(data, NET28, 64, channels_last=True, precision=precision, seed=seed)
+            start = time.perf_counter()
+            e.run(steps)
+            took = time.perf_counter() - start
+            z = torch.randn(2000, NET28.latent_dim, generator=torch.Generator().manual_seed(7))
+            fake = T.generate(e.state.generator, z)
+            m = compute_metrics(fake, data, names=("digits",))
+            for k, v in m.items():
+                RESULTS[f"quality|{precision}|seed {seed}|{k}"] = v
+            shown = "  ".join(f"{k} {v:.4g}" for k, v in sorted(m.items()))
+            print(f"seed {seed} {precision}: {shown}  ({took:.0f} s)")
+
+
+SECTIONS = {
+    "quality": quality,
+    "compare": compare,
+    "levers": levers,
+    "adam": adam,
+    "sizes": sizes,
+    "generate": generate_section,
+    "compile": compile_section,
+}
+
+
+def malloc_ab() -> None:
+    """Children alternately under glibc's default and the tuned allocator; medians of each key."""
+    argv = [a for a in sys.argv[1:] if not a.startswith("--malloc-ab")]
+    argv = [a for i, a in enumerate(argv) if not (i and argv[i - 1] == "--malloc-ab")]
+    runs: dict[str, list[dict]] = {"default": [], "tuned": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for k in range(ARGS.malloc_ab):
+            for mode in runs:
+                out = Path(tmp, f"{mode}{k}.json")
+                cmd = [sys.executable, __file__, *argv, "--malloc", mode, "--json", str(out)]
+                subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+                runs[mode].append(json.loads(out.read_text()))
+    print(f"\n## allocator: glibc default vs tuned, {ARGS.malloc_ab} process pairs")
+    for key in runs["default"][0]:
+        d, t = (statistics.median(r[key] for r in runs[m]) for m in runs)
+        gain = statistics.median(b[key] / a[key] for a, b in zip(runs["default"], runs["tuned"]))
+        print(f"{key:70s} default {d:8.2f}  tuned {t:8.2f}  tuned/default {gain:5.2f}x")
+
+
+def main() -> int:
+    if ARGS.threads:
+        torch.set_num_threads(ARGS.threads)
+    if ARGS.malloc_ab:
+        malloc_ab()
+        return 0
+    print(
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch "
+        f"{torch.__version__}, {torch.get_num_threads()} threads, malloc {ARGS.malloc}, "
+        f"{ARGS.rounds} rounds x {ARGS.steps} steps, load {os.getloadavg()}"
+    )
+    np.random.seed(0)
+    with tempfile.TemporaryDirectory(prefix="dcgan-bench-") as cache:
+        for name in ARGS.sections.split(","):
+            SECTIONS[name](Path(cache))
+    if ARGS.json:
+        Path(ARGS.json).write_text(json.dumps(RESULTS))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
