@@ -377,8 +377,12 @@ SECTIONS = {
 
 def malloc_ab() -> None:
     """Children alternately under glibc's default and the tuned allocator; medians of each key."""
-    argv = [a for a in sys.argv[1:] if not a.startswith("--malloc-ab")]
-    argv = [a for i, a in enumerate(argv) if not (i and argv[i - 1] == "--malloc-ab")]
+    given = sys.argv[1:]
+    argv = [
+        a
+        for i, a in enumerate(given)
+        if not a.startswith("--malloc-ab") and not (i and given[i - 1] == "--malloc-ab")
+    ]
     runs: dict[str, list[dict]] = {"default": [], "tuned": []}
     with tempfile.TemporaryDirectory() as tmp:
         for k in range(ARGS.malloc_ab):
