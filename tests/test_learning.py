@@ -1,0 +1,45 @@
+"""The learning test: a short CPU run of the default recipe must draw recognisable digits.
+
+Two independent judges: a classifier trained inside the test on the bundled digits (confident
+labels, classes found) and the shipped digits metric (Frechet distance in its feature space).
+Measured for this budget (1,200 steps, batch 64, default net, 2 threads): confident 0.45,
+10 classes, digits FD 116, against ~0.95 / 10 / ~1.7 for real digits and ~1.00 / 1 / ~1640
+for uniform noise. The thresholds leave a wide margin below those values.
+"""
+
+import numpy as np
+import pytest
+import torch
+
+from digit_judge import judge, train_judge
+from dcgan.config import RunConfig, TrainConfig
+from dcgan.datasets import load_digits
+from dcgan.images import make_grid, save_png
+from dcgan.metrics import compute_metrics
+from dcgan.sampling import latents
+from dcgan.train import create_state, fit, generate
+
+STEPS = 1200
+
+
+@pytest.mark.slow
+def test_default_recipe_learns_digits(tmp_path):
+    data = load_digits()
+    config = RunConfig(
+        train=TrainConfig(steps=STEPS, log_every=100, sample_every=10**9, checkpoint_every=10**9)
+    ).validate()
+    state = create_state(config, torch.device("cpu"))
+    fit(state, data)
+    images = generate(state.sampler, latents(1000, config.model.latent_dim, seed=123))
+    save_png(tmp_path / "samples.png", make_grid(images[:64]))  # for a look when it fails
+
+    net, accuracy = train_judge()
+    assert accuracy > 0.97  # the judge itself is sound
+    verdict = judge(net, images)
+    fd = compute_metrics(images, data, names=("digits",))["digits_fd"]
+    noise = np.random.default_rng(0).integers(0, 256, images.shape, dtype=np.uint8)
+    noise_fd = compute_metrics(noise, data, names=("digits",))["digits_fd"]
+    print(f"confident {verdict['confident']:.3f}, classes {verdict['classes']}, digits FD {fd:.1f} (noise {noise_fd:.0f})")
+    assert verdict["classes"] >= 9
+    assert verdict["confident"] >= 0.3
+    assert fd < 300 and fd < noise_fd / 4
