@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +15,35 @@ from dcgan.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 CIFAR_DIR = SHARED / "cifar10_test"
+
+
+def run_dcgan(*args, cwd: Path, check: bool = True, **env) -> subprocess.CompletedProcess:
+    """Run `python -m dcgan ARGS` as a user would, with its own cache dirs under `cwd`."""
+    env = {
+        **os.environ,
+        "DCGAN_HOME": str(cwd / "home"),
+        "TORCH_HOME": str(cwd / "torch"),  # no Inception weights from the developer's cache
+        **env,
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "dcgan", *map(str, args)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"dcgan {args} failed ({proc.returncode}):\n{proc.stderr}")
+    return proc
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, code: int, fragment: str) -> None:
+    """Bad input: exit `code`, exactly one line on stderr containing `fragment`, no traceback."""
+    assert proc.returncode == code, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert fragment in lines[0], lines[0]
 
 
 def tiny_config(**train) -> RunConfig:

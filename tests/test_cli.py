@@ -8,11 +8,12 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+
+from conftest import assert_one_line_error, run_dcgan
 
 TINY = [
     "--g-features",
@@ -27,23 +28,8 @@ TINY = [
 ]
 
 
-def dcgan(*args, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "DCGAN_HOME": str(cwd / "home")}
-    proc = subprocess.run(
-        [sys.executable, "-m", "dcgan", *map(str, args)],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"dcgan {args} failed ({proc.returncode}):\n{proc.stderr}")
-    return proc
-
-
 def test_train_generate_nice_resume_on_digits(tmp_path):
-    dcgan(
+    run_dcgan(
         "train",
         "--steps",
         6,
@@ -63,11 +49,11 @@ def test_train_generate_nice_resume_on_digits(tmp_path):
     stats = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
     assert [s["step"] for s in stats] == [2, 4, 6]
 
-    out = dcgan(
+    out = run_dcgan(
         "generate", run, "--num", 5, "--seed", 7, "--grid", "--out", tmp_path / "g1", cwd=tmp_path
     )
     assert "wrote 5 images" in out.stderr
-    dcgan("generate", run, "--num", 5, "--seed", 7, "--out", tmp_path / "g2", cwd=tmp_path)
+    run_dcgan("generate", run, "--num", 5, "--seed", 7, "--out", tmp_path / "g2", cwd=tmp_path)
     pngs = sorted((tmp_path / "g1").glob("0*.png"))
     assert len(pngs) == 5 and (tmp_path / "g1" / "grid.png").is_file()
     for p in pngs:  # the same seed gives the same images
@@ -75,42 +61,35 @@ def test_train_generate_nice_resume_on_digits(tmp_path):
             np.asarray(Image.open(p)), np.asarray(Image.open(tmp_path / "g2" / p.name))
         )
 
-    dcgan("generate", run, "--num", 4, "--nice", 0.5, "--out", tmp_path / "nice", cwd=tmp_path)
+    run_dcgan("generate", run, "--num", 4, "--nice", 0.5, "--out", tmp_path / "nice", cwd=tmp_path)
     rows = (tmp_path / "nice" / "scores.csv").read_text().splitlines()
     assert rows[0] == "file,rank,d_logit" and len(rows) == 5
     scores = [float(r.split(",")[2]) for r in rows[1:]]
     assert scores == sorted(scores, reverse=True)
 
-    dcgan("train", "--resume", run, "--steps", 10, "--no-progress", cwd=tmp_path)
+    run_dcgan("train", "--resume", run, "--steps", 10, "--no-progress", cwd=tmp_path)
     assert [json.loads(x)["step"] for x in (run / "stats.jsonl").read_text().splitlines()][-1] == 10
-    done = dcgan("train", "--resume", run, "--no-progress", cwd=tmp_path)
+    done = run_dcgan("train", "--resume", run, "--no-progress", cwd=tmp_path)
     assert "already at step 10" in done.stderr
 
 
 def test_train_on_a_folder_and_runs_are_never_overwritten(image_folder, tmp_path):
     args = ("train", "--data", image_folder, "--image-size", 32, "--steps", 2, *TINY)
-    first = dcgan(*args, cwd=tmp_path)
+    first = run_dcgan(*args, cwd=tmp_path)
     assert "24 images, 3x32x32" in first.stderr and "skipped 1 unreadable file" in first.stderr
-    second = dcgan(*args, cwd=tmp_path)
+    second = run_dcgan(*args, cwd=tmp_path)
     assert "prepared cache" in second.stderr
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [
         "pics-dcgan32",
         "pics-dcgan32-2",
     ]
-    clash = dcgan(*args, "--name", "pics-dcgan32", cwd=tmp_path, check=False)
+    clash = run_dcgan(*args, "--name", "pics-dcgan32", cwd=tmp_path, check=False)
     assert clash.returncode == 2 and "already exists" in clash.stderr
 
 
 def test_mlp_model(tmp_path):
-    dcgan("train", "--model", "mlp", "--steps", 3, "--name", "m", *TINY, cwd=tmp_path)
-    dcgan("generate", tmp_path / "runs" / "m", "--num", 3, cwd=tmp_path)
-
-
-def _one_line_error(proc, code, fragment):
-    assert proc.returncode == code, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
-    assert fragment in lines[0], lines[0]
+    run_dcgan("train", "--model", "mlp", "--steps", 3, "--name", "m", *TINY, cwd=tmp_path)
+    run_dcgan("generate", tmp_path / "runs" / "m", "--num", 3, cwd=tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -128,25 +107,27 @@ def _one_line_error(proc, code, fragment):
     ],
 )
 def test_bad_input_is_one_line(tmp_path, args, code, fragment):
-    _one_line_error(dcgan(*args, cwd=tmp_path, check=False), code, fragment)
+    assert_one_line_error(run_dcgan(*args, cwd=tmp_path, check=False), code, fragment)
 
 
 def test_empty_folder_and_corrupt_checkpoint(tmp_path):
     (tmp_path / "empty").mkdir()
-    _one_line_error(
-        dcgan("train", "--data", tmp_path / "empty", cwd=tmp_path, check=False), 1, "no images"
+    assert_one_line_error(
+        run_dcgan("train", "--data", tmp_path / "empty", cwd=tmp_path, check=False), 1, "no images"
     )
-    dcgan("train", "--steps", 2, "--name", "r", *TINY, cwd=tmp_path)
+    run_dcgan("train", "--steps", 2, "--name", "r", *TINY, cwd=tmp_path)
     run = tmp_path / "runs" / "r"
     (ckpt,) = (run / "checkpoints").iterdir()
     ckpt.write_bytes(ckpt.read_bytes()[:1000])
-    _one_line_error(dcgan("generate", run, cwd=tmp_path, check=False), 1, "corrupt")
-    _one_line_error(dcgan("train", "--resume", run, cwd=tmp_path, check=False), 1, "corrupt")
+    assert_one_line_error(run_dcgan("generate", run, cwd=tmp_path, check=False), 1, "corrupt")
+    assert_one_line_error(
+        run_dcgan("train", "--resume", run, cwd=tmp_path, check=False), 1, "corrupt"
+    )
 
 
 def test_mismatched_checkpoint(tmp_path):
-    dcgan("train", "--steps", 2, "--name", "a", *TINY, cwd=tmp_path)
-    dcgan("train", "--steps", 2, "--name", "b", "--g-features", 4, *TINY[2:], cwd=tmp_path)
+    run_dcgan("train", "--steps", 2, "--name", "a", *TINY, cwd=tmp_path)
+    run_dcgan("train", "--steps", 2, "--name", "b", "--g-features", 4, *TINY[2:], cwd=tmp_path)
     a, b = tmp_path / "runs" / "a", tmp_path / "runs" / "b"
     # b's weights under a's config
     meta_a = json.loads((a / "config.json").read_text())
@@ -155,15 +136,15 @@ def test_mismatched_checkpoint(tmp_path):
     arrays, meta = ckpt.read_checkpoint(ckpt.find_checkpoint(b))
     meta["config"] = meta_a
     ckpt.write_checkpoint(ckpt.checkpoint_path(a, 99), arrays, meta)
-    _one_line_error(dcgan("generate", a, cwd=tmp_path, check=False), 1, "does not match")
+    assert_one_line_error(run_dcgan("generate", a, cwd=tmp_path, check=False), 1, "does not match")
 
 
 def test_resume_flags_that_cannot_change(tmp_path):
-    dcgan("train", "--steps", 2, "--name", "r", *TINY, cwd=tmp_path)
-    proc = dcgan(
+    run_dcgan("train", "--steps", 2, "--name", "r", *TINY, cwd=tmp_path)
+    proc = run_dcgan(
         "train", "--resume", tmp_path / "runs" / "r", "--lr", "0.1", cwd=tmp_path, check=False
     )
-    _one_line_error(proc, 2, "--lr cannot change on --resume")
+    assert_one_line_error(proc, 2, "--lr cannot change on --resume")
 
 
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])

@@ -5,16 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import tiny_config
+from conftest import assert_one_line_error, run_dcgan, tiny_config
 from dcgan.datasets import ImageSet, load_digits
 from dcgan.evaluation import TrainingEval
 from dcgan.metrics import Evaluator
@@ -25,33 +22,6 @@ TINY += ["--no-progress"]
 CPU = torch.device("cpu")
 
 
-def dcgan(*args, cwd: Path, check: bool = True, **env) -> subprocess.CompletedProcess:
-    env = {
-        **os.environ,
-        "DCGAN_HOME": str(cwd / "home"),
-        "TORCH_HOME": str(cwd / "torch"),  # no Inception weights from the developer's cache
-        **env,
-    }
-    proc = subprocess.run(
-        [sys.executable, "-m", "dcgan", *map(str, args)],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"dcgan {args} failed ({proc.returncode}):\n{proc.stderr}")
-    return proc
-
-
-def _one_line_error(proc, code, fragment):
-    assert proc.returncode == code, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
-    assert fragment in lines[0], lines[0]
-
-
 def _lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
@@ -60,12 +30,12 @@ def _lines(path: Path) -> list[dict]:
 def digits_run(tmp_path_factory) -> Path:
     """A 4-step tiny run on the bundled digits (shared: the tests only read its weights)."""
     cwd = tmp_path_factory.mktemp("run")
-    dcgan("train", "--steps", 4, "--name", "d", *TINY, cwd=cwd)
+    run_dcgan("train", "--steps", 4, "--name", "d", *TINY, cwd=cwd)
     return cwd / "runs" / "d"
 
 
 def test_eval_prints_a_table_and_appends_metrics_jsonl(digits_run, image_folder, tmp_path):
-    out = dcgan("eval", digits_run, "--num", 200, "--no-progress", cwd=tmp_path)
+    out = run_dcgan("eval", digits_run, "--num", 200, "--no-progress", cwd=tmp_path)
     table = out.stdout.splitlines()
     assert table[0].split() == ["metric", "value"]
     rows = {line.split()[0]: line for line in table[1:]}
@@ -77,19 +47,19 @@ def test_eval_prints_a_table_and_appends_metrics_jsonl(digits_run, image_folder,
     assert set(line) >= {"time", "seconds", "seed"}
 
     # a folder as the reference, converted to the run's 1x28x28; same seed, same images
-    out = dcgan("eval", digits_run, "--num", 200, "--metrics", "swd", "--ref", image_folder,
+    out = run_dcgan("eval", digits_run, "--num", 200, "--metrics", "swd", "--ref", image_folder,
                 "--no-progress", cwd=tmp_path)  # fmt: skip
     assert "pics" in out.stderr
     last = _lines(digits_run / "metrics.jsonl")[-1]
     assert set(last["metrics"]) == {"swd", "swd_28", "swd_14"} and last["ref"] == str(image_folder)
-    again = dcgan("eval", digits_run, "--num", 200, "--metrics", "swd", "--ref", image_folder,
+    again = run_dcgan("eval", digits_run, "--num", 200, "--metrics", "swd", "--ref", image_folder,
                   "--no-progress", cwd=tmp_path)  # fmt: skip
     assert again.stdout == out.stdout
 
 
 def test_eval_every_keeps_best_checkpoint_and_generate_uses_it(tmp_path):
     args = ("--steps", 7, "--eval-every", 3, "--eval-num", 100, "--log-every", 2)
-    out = dcgan("train", *args, "--name", "e", *TINY, cwd=tmp_path)
+    out = run_dcgan("train", *args, "--name", "e", *TINY, cwd=tmp_path)
     run = tmp_path / "runs" / "e"
     assert "eval at step 3" in out.stderr
     evals = [r for r in _lines(run / "stats.jsonl") if r.get("eval")]
@@ -107,28 +77,28 @@ def test_eval_every_keeps_best_checkpoint_and_generate_uses_it(tmp_path):
     _, meta = read_checkpoint(run / "checkpoints" / "best.safetensors")
     assert meta["step"] == best["step"] and meta["extra"]["best"]["value"] == best["digits_fd"]
 
-    gen = dcgan("generate", run, "--checkpoint", "best", "--num", 3, "--out", tmp_path / "g",
+    gen = run_dcgan("generate", run, "--checkpoint", "best", "--num", 3, "--out", tmp_path / "g",
                 cwd=tmp_path)  # fmt: skip
     assert f"checkpoint step {best['step']}" in gen.stderr
     assert len(list((tmp_path / "g").glob("*.png"))) == 3
-    dcgan("eval", run, "--checkpoint", "best", "--num", 100, "--metrics", "swd", cwd=tmp_path)
+    run_dcgan("eval", run, "--checkpoint", "best", "--num", 100, "--metrics", "swd", cwd=tmp_path)
     assert _lines(run / "metrics.jsonl")[-1]["checkpoint"] == "best"
 
     # resume keeps the eval settings from the run config, and they cannot change
-    dcgan("train", "--resume", run, "--steps", 9, "--no-progress", cwd=tmp_path)
+    run_dcgan("train", "--resume", run, "--steps", 9, "--no-progress", cwd=tmp_path)
     evals = [r["step"] for r in _lines(run / "stats.jsonl") if r.get("eval")]
     assert evals == [3, 6, 7, 9]
-    proc = dcgan("train", "--resume", run, "--eval-every", 5, cwd=tmp_path, check=False)
-    _one_line_error(proc, 2, "--eval-every cannot change on --resume")
+    proc = run_dcgan("train", "--resume", run, "--eval-every", 5, cwd=tmp_path, check=False)
+    assert_one_line_error(proc, 2, "--eval-every cannot change on --resume")
 
 
 def test_compare_shows_both_runs_metrics_and_config_differences(digits_run, tmp_path):
-    dcgan("train", "--steps", 3, "--lr", "0.001", "--name", "other", *TINY, cwd=tmp_path)
+    run_dcgan("train", "--steps", 3, "--lr", "0.001", "--name", "other", *TINY, cwd=tmp_path)
     other = tmp_path / "runs" / "other"
-    ran = dcgan("eval", other, "--num", 100, "--metrics", "swd", "--ref", "test", "--no-progress",
+    ran = run_dcgan("eval", other, "--num", 100, "--metrics", "swd", "--ref", "test", "--no-progress",
                 cwd=tmp_path)  # fmt: skip
     assert "digits has no test split" in ran.stderr  # said, not silently swapped
-    out = dcgan("compare", digits_run, other, cwd=tmp_path).stdout
+    out = run_dcgan("compare", digits_run, other, cwd=tmp_path).stdout
     rows = {line.split()[0]: line.split()[1:] for line in out.splitlines() if line.strip()}
     assert rows["run"] == ["d", "other"]
     assert rows["step"] == ["4", "3"]
@@ -153,12 +123,12 @@ def test_compare_shows_both_runs_metrics_and_config_differences(digits_run, tmp_
 )
 def test_bad_input_is_one_line(digits_run, tmp_path, args, code, fragment):
     args = [str(digits_run) if a == "RUN" else a for a in args]
-    proc = dcgan(*args, cwd=tmp_path, check=False, DCGAN_OFFLINE="1")
-    _one_line_error(proc, code, fragment)
+    proc = run_dcgan(*args, cwd=tmp_path, check=False, DCGAN_OFFLINE="1")
+    assert_one_line_error(proc, code, fragment)
 
 
 def test_missing_inception_weights_fail_before_training_starts(tmp_path):
-    proc = dcgan("train", "--eval-every", 2, "--eval-metrics", "kid,swd", "--name", "k", *TINY,
+    proc = run_dcgan("train", "--eval-every", 2, "--eval-metrics", "kid,swd", "--name", "k", *TINY,
                  cwd=tmp_path, check=False, DCGAN_OFFLINE="1")  # fmt: skip
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "Inception weights not found" in proc.stderr.splitlines()[-1]
