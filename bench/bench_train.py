@@ -248,13 +248,13 @@ def adam(cache: Path) -> None:
     race(
         "Adam on CPU, 64 px batch 64",
         {
-            "Adam default (foreach)": Engine(data, NET64, 64),
+            "Adam default (CPU: for-loop)": Engine(data, NET64, 64),
             "Adam foreach=False": Engine(data, NET64, 64, tweak=_adam(foreach=False)),
             "Adam fused=True": Engine(data, NET64, 64, tweak=_adam(fused=True)),
         },
         ARGS.rounds,
         ARGS.steps,
-        base="Adam default (foreach)",
+        base="Adam default (CPU: for-loop)",
     )
 
 
