@@ -49,7 +49,7 @@ def test_numpy_engine_learns_digits():
     images = generate(state.sampler, latents(1000, CONFIG.model.latent_dim, seed=0))
     verdict = judge(net, images)
     # measured (1000 samples): confident 0.56 with 10 classes (raw G 0.52); seed 1 gave 0.58;
-    # after 100 steps 0.0-0.02, after 300 steps 0.10-0.25. Judge + training cost about 100 s of
+    # after 100 steps 0.0-0.02, after 300 steps 0.10-0.25. Judge + training cost about 60 s of
     # CPU time on one thread (judge ~15 s, training ~45 s). Under load average ~4 with two BLAS
     # threads the whole test took 250 s of CPU and 247 s of wall time (spin-waiting threads)
     assert verdict["confident"] >= 0.35, verdict
