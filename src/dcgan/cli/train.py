@@ -120,7 +120,7 @@ def register(sub) -> None:
     p.add_argument(
         "--precision",
         choices=PRECISIONS,
-        help="fp32 (default) or bf16: autocast, ~1.8x faster on CPUs with AVX512-BF16 or AMX",
+        help="fp32 (default) or bf16: autocast, ~1.7x faster on CPUs with AVX512-BF16 or AMX",
     )
     p.add_argument(
         "--channels-last",
