@@ -9,7 +9,7 @@ from PIL import Image
 
 from conftest import SHARED
 from test_cli import TINY
-from test_cli_eval import dcgan
+from conftest import run_dcgan as dcgan
 
 
 def test_data_commands_on_a_folder(image_folder, tmp_path):
