@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import copy
 import random
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,9 +18,11 @@ import torch
 from torch import nn
 
 from . import checkpoint as ckpt
+from . import loop
 from .config import RunConfig
-from .datasets import ImageSet, batch_indices, steps_per_epoch
+from .datasets import ImageSet
 from .errors import CheckpointError, UsageError
+from .loop import Hooks, total_steps  # noqa: F401  (the engine interface the CLI uses)
 from .losses import LOSSES, gradient_penalty
 from .models import build_models
 
@@ -296,26 +296,6 @@ def _spe(state: TrainState) -> int:
 # the loop
 
 
-@dataclass
-class Hooks:
-    """What the loop reports to; the CLI passes a run directory's tracker, tests pass nothing."""
-
-    on_log: Callable[[dict[str, float]], None] = lambda stats: None
-    on_samples: Callable[[int, np.ndarray], None] = lambda step, images: None
-    on_checkpoint: Callable[[TrainState], None] = lambda state: None
-    on_progress: Callable[[int], None] = lambda step: None
-    evaluate: Callable[[TrainState], dict[str, float]] | None = None
-    eval_every: int = 0
-    should_stop: Callable[[], bool] = lambda: False
-
-
-def total_steps(config: RunConfig, n_images: int) -> int:
-    cfg = config.train
-    if cfg.steps is not None:
-        return cfg.steps
-    return cfg.epochs * steps_per_epoch(n_images, cfg.batch_size) // cfg.n_critic
-
-
 def fixed_noise(config: RunConfig, device: torch.device) -> torch.Tensor:
     """The fixed latents of the progress grids: a function of the seed alone."""
     g = torch.Generator().manual_seed(config.train.seed + 2)
@@ -327,55 +307,20 @@ def fit(state: TrainState, data: ImageSet, hooks: Hooks | None = None) -> str:
 
     The caller saves a checkpoint afterwards (the loop also calls hooks.on_checkpoint on cadence).
     """
-    hooks = hooks or Hooks()
-    cfg = state.config.train
-    n = len(data)
-    state.extra["steps_per_epoch"] = steps_per_epoch(n, cfg.batch_size)
     # uint8, often a read-only memory map of the prepared cache: on CPU each batch is gathered
     # from it (only the touched pages are read); a set that fits is kept on the device instead
     images = data.images
     if state.device.type != "cpu":
         images = torch.from_numpy(np.array(images)).to(state.device)
-    end = total_steps(state.config, n)
     z_fixed = fixed_noise(state.config, state.device)
-    sums: dict[str, torch.Tensor] = {}
-    count, last_time, last_step = 0, time.perf_counter(), state.step
-    while state.step < end:
-        if hooks.should_stop():
-            return "stopped"
-        batches, epoch = [], 0
-        for k in range(cfg.n_critic):
-            epoch, idx = batch_indices(n, cfg.batch_size, cfg.seed, state.step * cfg.n_critic + k)
-            batches.append(to_model_range(_gather(images, idx)))
-        stats = train_step(state, batches)
-        for key, value in stats.items():
-            sums[key] = sums[key] + value if key in sums else value
-        count += 1
-        state.step += 1
-        hooks.on_progress(state.step)
-        epoch_end = (state.step * cfg.n_critic) % state.extra["steps_per_epoch"] < cfg.n_critic
-        if state.step % cfg.log_every == 0 or state.step == end:
-            now = time.perf_counter()
-            state.elapsed += now - last_time
-            record = {k: float(v) / count for k, v in sums.items()}  # one host sync per interval
-            record |= {
-                "step": state.step,
-                "epoch": epoch,
-                "img_per_s": (state.step - last_step)
-                * cfg.batch_size
-                * cfg.n_critic
-                / (now - last_time),
-                "wall_time": state.elapsed,
-            }
-            hooks.on_log(record)
-            sums, count, last_time, last_step = {}, 0, now, state.step
-        if state.step % cfg.sample_every == 0 or epoch_end or state.step == end:
-            hooks.on_samples(state.step, generate(state.sampler, z_fixed))
-        if hooks.evaluate is not None and hooks.eval_every and state.step % hooks.eval_every == 0:
-            hooks.evaluate(state)
-        if state.step % cfg.checkpoint_every == 0:
-            hooks.on_checkpoint(state)
-    return "done"
+    return loop.run(
+        state,
+        len(data),
+        hooks or Hooks(),
+        batch=lambda idx: to_model_range(_gather(images, idx)),
+        train_step=train_step,
+        samples=lambda: generate(state.sampler, z_fixed),
+    )
 
 
 def _gather(images: np.ndarray | torch.Tensor, idx: np.ndarray) -> torch.Tensor:

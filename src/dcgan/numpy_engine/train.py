@@ -8,17 +8,17 @@ checkpoint: N steps == N/2 + save + load + N/2, bit for bit. No torch here.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from .. import checkpoint as ckpt
+from .. import loop
 from ..config import RunConfig
-from ..datasets import ImageSet, batch_indices, steps_per_epoch
+from ..datasets import ImageSet
 from ..errors import UsageError
+from ..loop import Hooks, total_steps  # noqa: F401  (the engine interface the CLI uses)
 from .backend import get_xp, to_numpy
 from .latents import torch_randn
 from .losses import LOSSES, sigmoid
@@ -204,26 +204,6 @@ def generate(generator: Generator, z, batch_size: int = 256) -> np.ndarray:
 # the loop
 
 
-@dataclass
-class Hooks:
-    """What the loop reports to (the fields of `dcgan.train.Hooks`)."""
-
-    on_log: Callable[[dict[str, float]], None] = lambda stats: None
-    on_samples: Callable[[int, np.ndarray], None] = lambda step, images: None
-    on_checkpoint: Callable[[TrainState], None] = lambda state: None
-    on_progress: Callable[[int], None] = lambda step: None
-    evaluate: Callable[[TrainState], dict[str, float]] | None = None
-    eval_every: int = 0
-    should_stop: Callable[[], bool] = lambda: False
-
-
-def total_steps(config: RunConfig, n_images: int) -> int:
-    cfg = config.train
-    if cfg.steps is not None:
-        return cfg.steps
-    return cfg.epochs * steps_per_epoch(n_images, cfg.batch_size) // cfg.n_critic
-
-
 def fixed_noise(config: RunConfig) -> np.ndarray:
     """The fixed latents of the progress grids: the torch engine's (seed + 2), drawn in NumPy."""
     return torch_randn(config.train.sample_count, config.model.latent_dim, config.train.seed + 2)
@@ -234,54 +214,23 @@ def fit(state: TrainState, data: ImageSet, hooks: Hooks | None = None) -> str:
 
     The caller saves a checkpoint afterwards (the loop also calls hooks.on_checkpoint on cadence).
     """
-    hooks = hooks or Hooks()
-    cfg, xp = state.config.train, state.xp
-    n = len(data)
-    state.extra["steps_per_epoch"] = steps_per_epoch(n, cfg.batch_size)
+    xp = state.xp
     images = data.images  # host uint8, often a memory map: each batch gathers only its rows
     if xp is not np:
         images = xp.asarray(np.array(images))  # a set that fits is kept on the GPU
-    end = total_steps(state.config, n)
     z_fixed = fixed_noise(state.config)
-    sums: dict[str, Any] = {}
-    count, last_time, last_step = 0, time.perf_counter(), state.step
-    while state.step < end:
-        if hooks.should_stop():
-            return "stopped"
-        batches, epoch = [], 0
-        for k in range(cfg.n_critic):
-            epoch, idx = batch_indices(n, cfg.batch_size, cfg.seed, state.step * cfg.n_critic + k)
-            batch = images[idx] if xp is np else images[xp.asarray(idx)]
-            batches.append(to_model_range(batch))
-        stats = train_step(state, batches)
-        for key, value in stats.items():
-            sums[key] = sums[key] + value if key in sums else value
-        count += 1
-        state.step += 1
-        hooks.on_progress(state.step)
-        epoch_end = (state.step * cfg.n_critic) % state.extra["steps_per_epoch"] < cfg.n_critic
-        if state.step % cfg.log_every == 0 or state.step == end:
-            now = time.perf_counter()
-            state.elapsed += now - last_time
-            record = {k: float(v) / count for k, v in sums.items()}  # one host sync per interval
-            record |= {
-                "step": state.step,
-                "epoch": epoch,
-                "img_per_s": (state.step - last_step)
-                * cfg.batch_size
-                * cfg.n_critic
-                / (now - last_time),
-                "wall_time": state.elapsed,
-            }
-            hooks.on_log(record)
-            sums, count, last_time, last_step = {}, 0, now, state.step
-        if state.step % cfg.sample_every == 0 or epoch_end or state.step == end:
-            hooks.on_samples(state.step, generate(state.sampler, z_fixed))
-        if hooks.evaluate is not None and hooks.eval_every and state.step % hooks.eval_every == 0:
-            hooks.evaluate(state)
-        if state.step % cfg.checkpoint_every == 0:
-            hooks.on_checkpoint(state)
-    return "done"
+
+    def batch(idx: np.ndarray):
+        return to_model_range(images[idx] if xp is np else images[xp.asarray(idx)])
+
+    return loop.run(
+        state,
+        len(data),
+        hooks or Hooks(),
+        batch=batch,
+        train_step=train_step,
+        samples=lambda: generate(state.sampler, z_fixed),
+    )
 
 
 def save_checkpoint(state: TrainState, run_dir, keep: int) -> Any:
