@@ -67,6 +67,14 @@ def test_train_generate_nice_resume_on_digits(tmp_path):
     scores = [float(r.split(",")[2]) for r in rows[1:]]
     assert scores == sorted(scores, reverse=True)
 
+    interp = tmp_path / "interp"
+    run_dcgan("generate", run, "--interpolate", 5, "--num", 2, "--out", interp, cwd=tmp_path)
+    assert len(list(interp.glob("0*.png"))) == 10
+    grid = np.asarray(Image.open(interp / "grid.png"))
+    assert grid.shape[:2] == (2 + 2 * 30, 2 + 5 * 30)  # 2 rows of 5 frames, 28 px + padding
+    frames = [np.asarray(Image.open(interp / f"{i:05d}.png")) for i in range(10)]
+    assert not np.array_equal(frames[0], frames[4])  # the walk moves
+
     run_dcgan("train", "--resume", run, "--steps", 10, "--no-progress", cwd=tmp_path)
     assert [json.loads(x)["step"] for x in (run / "stats.jsonl").read_text().splitlines()][-1] == 10
     done = run_dcgan("train", "--resume", run, "--no-progress", cwd=tmp_path)

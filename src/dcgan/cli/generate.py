@@ -1,4 +1,5 @@
-"""`dcgan generate`: PNG files (and optionally a grid) from a run, plain or discriminator-ranked."""
+"""`dcgan generate`: PNG files (and optionally a grid) from a run: plain samples, discriminator-
+ranked ("nice") samples, or latent interpolations."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ..config import DEVICES, ENGINES
+from ..errors import UsageError
 from . import positive_int
 
 
@@ -26,6 +28,13 @@ def register(sub) -> None:
     p.add_argument("--grid", action="store_true", help="also write grid.png with all images")
     p.add_argument(
         "--nice", type=float, metavar="P", help="draw N/P candidates, keep the N that D rates best"
+    )
+    p.add_argument(
+        "--interpolate",
+        type=positive_int,
+        metavar="STEPS",
+        help="--num rows of STEPS images each, walking (slerp) between two random latents; "
+        "writes the frames and grid.png with one row per walk",
     )
     p.add_argument(
         "--checkpoint", default="latest", choices=("latest", "best"), help="which checkpoint"
@@ -53,10 +62,17 @@ def run(args) -> int:
         from ..sampling import load_sampler, nice, sample
         from ..train import resolve_device
 
+    if args.interpolate is not None and (args.nice is not None or args.engine == "numpy"):
+        raise UsageError("--interpolate goes with neither --nice nor --engine numpy")
     device = resolve_device(args.device)
     sampler = load_sampler(args.run, device, args.checkpoint)
-    scores = None
-    if args.nice is not None:
+    scores, nrow = None, None
+    if args.interpolate is not None:
+        from ..sampling import interpolate
+
+        images = interpolate(sampler, rows=args.num, steps=args.interpolate, seed=args.seed)
+        mode, nrow, args.grid = f"interpolate{args.interpolate}", args.interpolate, True
+    elif args.nice is not None:
         images, scores = nice(sampler, args.num, args.nice, args.seed)
         mode = f"nice{args.nice:g}"
     else:
@@ -76,7 +92,7 @@ def run(args) -> int:
                 (name, i + 1, f"{s:.6f}") for i, (name, s) in enumerate(zip(names, scores))
             )
     if args.grid:
-        save_png(out / "grid.png", make_grid(np.ascontiguousarray(images)))
+        save_png(out / "grid.png", make_grid(np.ascontiguousarray(images), nrow=nrow))
     extra = " and scores.csv" if scores is not None else ""
     print(
         f"wrote {len(images)} images{extra} to {out} (checkpoint step {sampler.step})",
