@@ -105,6 +105,16 @@ def checkpoint_path(run_dir: Path, step: int) -> Path:
     return Path(run_dir) / CHECKPOINT_DIR / f"step_{step:09d}.safetensors"
 
 
+def save_step_checkpoint(
+    run_dir: Path, step: int, arrays: dict[str, np.ndarray], meta: dict[str, Any], keep: int
+) -> Path:
+    """Write run_dir/checkpoints/step_N.safetensors, then prune all but the newest `keep`."""
+    path = checkpoint_path(run_dir, step)
+    write_checkpoint(path, arrays, meta)
+    prune_checkpoints(run_dir, keep)
+    return path
+
+
 def best_path(run_dir: Path) -> Path:
     return Path(run_dir) / CHECKPOINT_DIR / "best.safetensors"
 

@@ -332,11 +332,7 @@ def _gather(images: np.ndarray | torch.Tensor, idx: np.ndarray) -> torch.Tensor:
 
 def save_checkpoint(state: TrainState, run_dir, keep: int) -> Any:
     """Write the state to run_dir/checkpoints/step_N.safetensors and prune old ones."""
-    path = ckpt.checkpoint_path(run_dir, state.step)
-    arrays, meta = state_to_arrays(state)
-    ckpt.write_checkpoint(path, arrays, meta)
-    ckpt.prune_checkpoints(run_dir, keep)
-    return path
+    return ckpt.save_step_checkpoint(run_dir, state.step, *state_to_arrays(state), keep=keep)
 
 
 def load_state(path, device: torch.device, config: RunConfig | None = None) -> TrainState:
@@ -344,6 +340,5 @@ def load_state(path, device: torch.device, config: RunConfig | None = None) -> T
     arrays, meta = ckpt.read_checkpoint(path)
     config = config or RunConfig.from_dict(meta["config"])
     state = create_state(config, device)
-    state.extra["steps_per_epoch"] = meta.get("extra", {}).get("steps_per_epoch", 1)
     restore_state(state, arrays, meta)
     return state

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -15,7 +12,7 @@ from PIL import Image
 
 torch = pytest.importorskip("torch")
 
-from conftest import tiny_config  # noqa: E402
+from conftest import run_dcgan, tiny_config  # noqa: E402
 from dcgan import sampling as torch_sampling  # noqa: E402
 from dcgan import train as torch_train  # noqa: E402
 from dcgan.checkpoint import read_checkpoint  # noqa: E402
@@ -139,35 +136,25 @@ def test_torch_resumes_deterministically_from_numpy(tmp_path, digits):
     _assert_same_weights(*results)
 
 
-def _cli(*args, cwd):
-    env = {**os.environ, "DCGAN_HOME": str(cwd / "home")}
-    proc = subprocess.run(
-        [sys.executable, "-m", "dcgan", *map(str, args)],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return proc
-
-
 def test_cli_switches_engines(tmp_path):
     tiny = ["--g-features", "8", "--d-features", "8", "--latent-dim", "16", "--batch-size", "16"]
-    _cli("train", "--steps", 4, "--name", "r", "--no-progress", *tiny, cwd=tmp_path)
+    run_dcgan("train", "--steps", 4, "--name", "r", "--no-progress", *tiny, cwd=tmp_path)
     run = tmp_path / "runs" / "r"
     grids = {}
     for engine in ("torch", "numpy"):
         out = tmp_path / engine
-        _cli("generate", run, "--engine", engine, "--num", 16, "--grid", "--out", out, cwd=tmp_path)
+        run_dcgan(
+            "generate", run, "--engine", engine, "--num", 16, "--grid", "--out", out, cwd=tmp_path
+        )
         grids[engine] = np.asarray(Image.open(out / "grid.png")).astype(int)
     assert np.abs(grids["torch"] - grids["numpy"]).max() <= 1
 
-    _cli("train", "--resume", run, "--engine", "numpy", "--steps", 6, "--no-progress", cwd=tmp_path)
+    run_dcgan(
+        "train", "--resume", run, "--engine", "numpy", "--steps", 6, "--no-progress", cwd=tmp_path
+    )
     assert '"engine": "numpy"' in (run / "config.json").read_text()
-    _cli("train", "--resume", run, "--steps", 8, "--no-progress", cwd=tmp_path)  # stays numpy
-    _cli(
+    run_dcgan("train", "--resume", run, "--steps", 8, "--no-progress", cwd=tmp_path)  # stays numpy
+    run_dcgan(
         "train", "--resume", run, "--engine", "torch", "--steps", 10, "--no-progress", cwd=tmp_path
     )
     assert '"engine": "torch"' in (run / "config.json").read_text()

@@ -235,11 +235,7 @@ def fit(state: TrainState, data: ImageSet, hooks: Hooks | None = None) -> str:
 
 def save_checkpoint(state: TrainState, run_dir, keep: int) -> Any:
     """Write the state to run_dir/checkpoints/step_N.safetensors and prune old ones."""
-    path = ckpt.checkpoint_path(run_dir, state.step)
-    arrays, meta = state_to_arrays(state)
-    ckpt.write_checkpoint(path, arrays, meta)
-    ckpt.prune_checkpoints(run_dir, keep)
-    return path
+    return ckpt.save_step_checkpoint(run_dir, state.step, *state_to_arrays(state), keep=keep)
 
 
 def load_state(path, device: str = "cpu", config: RunConfig | None = None) -> TrainState:
@@ -247,6 +243,5 @@ def load_state(path, device: str = "cpu", config: RunConfig | None = None) -> Tr
     arrays, meta = ckpt.read_checkpoint(path)
     config = config or RunConfig.from_dict(meta["config"])
     state = create_state(config, device)
-    state.extra["steps_per_epoch"] = meta.get("extra", {}).get("steps_per_epoch", 1)
     restore_state(state, arrays, meta)
     return state
