@@ -11,7 +11,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
@@ -142,18 +142,34 @@ def _skip_reason(e: BaseException) -> str:
     return f"{type(e).__name__}: {text}" if text else type(e).__name__
 
 
-def _decode_chunk(task: tuple[list[str], int, int | None]) -> list[tuple]:
-    """Worker: decode a chunk of files; each result is (pixels, gray) or (None, reason)."""
-    paths, image_size, crop = task
-    out = []
-    for p in paths:
+def _decode_chunk(task: tuple[str, int, list[str], int, int | None]) -> list[tuple]:
+    """Decode a chunk of files straight into the scratch memmap at their own indices (no pixels
+    travel between processes). Returns (index, is_gray) per decoded file, (index, None, reason)
+    per skipped one."""
+    scratch_path, first, paths, image_size, crop = task
+    scratch = _open_scratch(scratch_path)
+    out: list[tuple] = []
+    for i, p in enumerate(paths, first):
         try:
-            out.append(decode_image(Path(p), image_size, crop))
+            pixels, gray = decode_image(Path(p), image_size, crop)
         # any failure of a third-party decoder on a hostile file means "skip this file", never
         # "stop preparing": Pillow raises OSError, ValueError, SyntaxError, struct.error, ...
         except Exception as e:
-            out.append((None, _skip_reason(e)))
+            out.append((i, None, _skip_reason(e)))
+            continue
+        scratch[i] = pixels
+        out.append((i, gray))
     return out
+
+
+_SCRATCH: dict[str, np.ndarray] = {}  # per process: the scratch memmap, opened once
+
+
+def _open_scratch(path: str) -> np.ndarray:
+    if path not in _SCRATCH:
+        _SCRATCH.clear()
+        _SCRATCH[path] = np.load(path, mmap_mode="r+")
+    return _SCRATCH[path]
 
 
 class _Sized:
@@ -170,23 +186,42 @@ class _Sized:
 
 
 def decode_all(
-    files: list[Path], image_size: int, crop: int | None, workers: int
+    files: list[Path], scratch_path: Path, image_size: int, crop: int | None, workers: int
 ) -> Iterator[tuple]:
-    """Decode results in file order, on `workers` processes (1 = in this process)."""
+    """Decode every file into the scratch memmap (N, S, S, 3) at its index, on `workers`
+    processes (1 = in this process). Yields one result per file as `_decode_chunk` gives them,
+    in completion order; the pixels are identical whatever the number of workers."""
+    names = [str(p) for p in files]
     if workers <= 1:
-        for p in files:
-            yield from _decode_chunk(([str(p)], image_size, crop))
+        try:
+            for i, name in enumerate(names):
+                yield from _decode_chunk((str(scratch_path), i, [name], image_size, crop))
+        finally:
+            _SCRATCH.clear()
         return
     size = max(8, min(256, len(files) // (workers * 8) or 1))
     tasks = [
-        ([str(p) for p in files[i : i + size]], image_size, crop)
+        (str(scratch_path), i, names[i : i + size], image_size, crop)
         for i in range(0, len(files), size)
     ]
-    # forkserver: workers start from a clean process, not a fork of one holding torch threads
+    pool = ProcessPoolExecutor(workers, mp_context=_pool_context())
+    try:
+        futures = [pool.submit(_decode_chunk, t) for t in tasks]
+        for future in as_completed(futures):
+            yield from future.result()
+    finally:  # on Ctrl-C or an error downstream, drop the chunks not started yet
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _pool_context() -> multiprocessing.context.BaseContext:
+    """forkserver: workers start from a clean process, not a fork of one holding torch's thread
+    pools (fork with threads running can deadlock). The server imports this module once, so
+    each worker starts in milliseconds instead of importing numpy and Pillow again."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        for chunk in pool.map(_decode_chunk, tasks):
-            yield from chunk
+    context.set_forkserver_preload([__name__])
+    return context
 
 
 def default_workers(n_files: int) -> int:
@@ -232,48 +267,42 @@ def load_folder(
     if cached is not None:
         return cached
     workers = default_workers(len(files)) if workers is None else workers
-    results = decode_all(files, image_size, crop, workers)
-    if progress is not None:
-        results = progress(_Sized(results, len(files)))
-    return _write_folder_cache(
-        folder, files, problems, results, image_size, channels, cache, name or folder.name, crop
-    )
-
-
-def _write_folder_cache(folder, files, problems, results, size, channels, cache, name, crop):
-    """Two passes through a scratch memmap: the count and the channels are known only after
-    every file is decoded, and neither pass holds the whole set in RAM."""
     cache.parent.mkdir(parents=True, exist_ok=True)
     scratch_dir = Path(tempfile.mkdtemp(prefix=".decoding.", dir=cache.parent))
     try:
-        scratch = np.lib.format.open_memmap(
-            scratch_dir / "rgb.npy", mode="w+", dtype=np.uint8, shape=(len(files), size, size, 3)
-        )
-        kept, all_gray, skipped = [], True, list(problems)
-        for i, (pixels, info) in enumerate(results):
-            if pixels is None:
-                skipped.append((_rel(files[i], folder), info))
-                continue
-            scratch[len(kept)] = pixels
-            kept.append(i)
-            all_gray &= bool(info)
-        if not kept:
+        scratch_path = scratch_dir / "rgb.npy"
+        np.lib.format.open_memmap(
+            scratch_path, mode="w+", dtype=np.uint8, shape=(len(files), image_size, image_size, 3)
+        ).flush()
+        results = decode_all(files, scratch_path, image_size, crop, workers)
+        if progress is not None:
+            results = progress(_Sized(results, len(files)))
+        gray: dict[int, bool] = {}
+        skipped = list(problems)
+        for index, is_gray, *reason in results:
+            if is_gray is None:
+                skipped.append((_rel(files[index], folder), reason[0]))
+            else:
+                gray[index] = is_gray
+        if not gray:
             reason = skipped[-1][1] if skipped else "no files"
             raise DataError(
                 f"none of the {len(files)} image files under {folder} could be decoded (e.g. {reason})"
             )
+        kept = sorted(gray)
+        all_gray = all(gray.values())
         c = channels or (1 if all_gray else 3)
-        with PreparedWriter(cache, len(kept), (c, size, size)) as out:
+        scratch = np.load(scratch_path, mmap_mode="r")
+        with PreparedWriter(cache, len(kept), (c, image_size, image_size)) as out:
             for start in range(0, len(kept), 1024):
-                block = np.asarray(scratch[start : min(start + 1024, len(kept))])
-                block = block.transpose(0, 3, 1, 2)
+                block = scratch[kept[start : start + 1024]].transpose(0, 3, 1, 2)
                 if c == 1:
                     block = block[:, :1] if all_gray else _luminance(block)
                 out.images[start : start + len(block)] = block
             source = {"kind": "folder", "path": str(folder.resolve()), "files": len(files)}
-            source |= {"image_size": size, "channels": c, "crop": crop}
+            source |= {"image_size": image_size, "channels": c, "crop": crop}
             del scratch
-            return out.commit(name, source, skipped=sorted(skipped))
+            return out.commit(name or folder.name, source, skipped=sorted(skipped))
     finally:
         shutil.rmtree(scratch_dir, ignore_errors=True)
 

@@ -184,7 +184,8 @@ def generate(generator: nn.Module, z: torch.Tensor, batch_size: int = 256) -> np
     out = []
     for chunk in z.split(batch_size):
         x = generator(chunk).float()
-        out.append(x.add_(1).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8).cpu())
+        x = x.add_(1).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8)
+        out.append(x.contiguous().cpu())  # NCHW whatever the module's memory format
     generator.train(was_training)
     return torch.cat(out).numpy()
 
