@@ -107,9 +107,7 @@ def run_recipe(name: str, seed: int, args, data, evaluator) -> dict:
         return scores
 
     fit(state, data, Hooks(evaluate=evaluate, eval_every=args.eval_every))
-    reached = next(
-        (p for p in curve if p["fd"] <= args.fd and p["coverage"] >= 10), None
-    )
+    reached = next((p for p in curve if p["fd"] <= args.fd and p["coverage"] >= 10), None)
     return {
         "recipe": name,
         "seed": seed,

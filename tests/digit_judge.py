@@ -20,9 +20,16 @@ def train_judge(seed: int = 0, epochs: int = 3) -> tuple[nn.Module, float]:
     x = torch.from_numpy(data.images).float().div_(127.5).sub_(1)  # the model range [-1, 1]
     y = torch.from_numpy(data.labels.astype(np.int64))
     net = nn.Sequential(
-        nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # 14x14
-        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # 7x7
-        nn.Flatten(), nn.Linear(64 * 49, 128), nn.ReLU(), nn.Linear(128, 10),
+        nn.Conv2d(1, 32, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),  # 14x14
+        nn.Conv2d(32, 64, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),  # 7x7
+        nn.Flatten(),
+        nn.Linear(64 * 49, 128),
+        nn.ReLU(),
+        nn.Linear(128, 10),
     )
     opt = torch.optim.Adam(net.parameters(), 2e-3)
     g = torch.Generator().manual_seed(seed)

@@ -8,8 +8,8 @@ import shutil
 from PIL import Image
 
 from conftest import SHARED
-from test_cli import TINY
 from conftest import run_dcgan as dcgan
+from test_cli import TINY
 
 
 def test_data_commands_on_a_folder(image_folder, tmp_path):

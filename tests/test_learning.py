@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-from digit_judge import judge, train_judge
 from dcgan.config import RunConfig, TrainConfig
 from dcgan.datasets import load_digits
 from dcgan.images import make_grid, save_png
 from dcgan.metrics import compute_metrics
 from dcgan.sampling import latents
 from dcgan.train import create_state, fit, generate
+from digit_judge import judge, train_judge
 
 STEPS = 1200
 
@@ -39,7 +39,9 @@ def test_default_recipe_learns_digits(tmp_path):
     fd = compute_metrics(images, data, names=("digits",))["digits_fd"]
     noise = np.random.default_rng(0).integers(0, 256, images.shape, dtype=np.uint8)
     noise_fd = compute_metrics(noise, data, names=("digits",))["digits_fd"]
-    print(f"confident {verdict['confident']:.3f}, classes {verdict['classes']}, digits FD {fd:.1f} (noise {noise_fd:.0f})")
+    print(
+        f"confident {verdict['confident']:.3f}, classes {verdict['classes']}, digits FD {fd:.1f} (noise {noise_fd:.0f})"
+    )
     assert verdict["classes"] >= 9
     assert verdict["confident"] >= 0.3
     assert fd < 300 and fd < noise_fd / 4

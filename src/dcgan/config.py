@@ -53,7 +53,9 @@ class DataConfig:
 class TrainConfig:
     loss: str = "bce"
     batch_size: int = 64
-    epochs: int = 20  # the default run: ~3,100 steps on the bundled digits, about 3 minutes on 2 CPU cores
+    epochs: int = (
+        20  # the default run: ~3,100 steps on the bundled digits, about 3 minutes on 2 CPU cores
+    )
     steps: int | None = None  # overrides epochs when set
     lr_g: float = 2e-4
     lr_d: float = 2e-4

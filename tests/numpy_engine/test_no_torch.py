@@ -13,7 +13,9 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "src" / "dcgan"
 ENGINE_FILES = sorted((PACKAGE / "numpy_engine").rglob("*.py"))
-SHARED_FILES = [PACKAGE / f"{name}.py" for name in ("config", "checkpoint", "datasets", "images", "loop")]
+SHARED_FILES = [
+    PACKAGE / f"{name}.py" for name in ("config", "checkpoint", "datasets", "images", "loop")
+]
 
 
 def _imported_modules(path: Path) -> set[str]:
