@@ -212,6 +212,7 @@ class ExamplesTrainer:
         outf: str | None = None,
         log=None,
         niter: int = 25,
+        device: str = "cpu",
     ):
         random.seed(seed)
         torch.manual_seed(seed)
@@ -229,7 +230,7 @@ class ExamplesTrainer:
         self.dataloader = torch.utils.data.DataLoader(
             self.dataset, batch_size=batch_size, shuffle=True, num_workers=workers
         )
-        self.device = torch.device("cpu")
+        self.device = torch.device(device)  # main.py: "cuda:0" with --cuda, else "cpu"
         self.nz = 100
         self.netG = Generator(self.nz).to(self.device)
         self.netG.apply(weights_init)

@@ -77,7 +77,7 @@ def bench_feeding(folder: Path, steps: int) -> None:
 
         while time.perf_counter() - t < 2.0:
             _, idx = batch_indices(n, 64, 0, count)
-            training.to_model_range(training._gather(data.images, idx))
+            training.to_model_range(training._gather(data.images, idx, torch.device("cpu")))
             count += 1
         feed_s = (time.perf_counter() - t) / count
         state = training.create_state(config, torch.device("cpu"))

@@ -35,6 +35,7 @@ PEAK_FP32 = 330.0  # GFLOP/s: 2 cores x 2 AVX-512 FMA units x 16 lanes x 2 x 2.6
 def _parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--threads", type=int, help="torch threads (default: torch's, = cores)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (bench/gpu_check.sh)")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--steps", type=int, default=3, help="training steps per round")
     p.add_argument("--batches", default="64,128")
@@ -117,7 +118,7 @@ class Reference:
     """bench/baseline_pytorch_examples.py: JPEG folder, DataLoader (2 workers), Sigmoid+BCELoss."""
 
     def __init__(self, batch: int, image_size: int = 64):
-        self.trainer = ExamplesTrainer(ARGS.data, batch, image_size, workers=2)
+        self.trainer = ExamplesTrainer(ARGS.data, batch, image_size, workers=2, device=ARGS.device)
         self.flops = step_flops(NET64, batch, d_weight_grads_in_g_step=True)
         self.batch = batch
 
@@ -133,7 +134,7 @@ class Engine:
         # a long run stopped by should_stop: a run's last step would also draw a sample grid
         train_cfg = TrainConfig(batch_size=batch, steps=10**9, **train)
         config = RunConfig(model=cfg, data=DataConfig(), train=train_cfg).validate()
-        self.state = T.create_state(config, torch.device("cpu"))
+        self.state = T.create_state(config, torch.device(ARGS.device))
         if tweak:
             tweak(self.state)
         self.data, self.batch = data, batch
@@ -144,6 +145,11 @@ class Engine:
         T.fit(self.state, self.data, T.Hooks(should_stop=lambda: self.state.step >= end))
 
 
+def _sync() -> None:
+    if ARGS.device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
 def race(title: str, contestants: dict, rounds: int, steps: int, base: str | None = None) -> dict:
     """Interleaved rounds; prints median img/s, GFLOP/s, fraction of peak, ratio to `base`."""
     rates: dict[str, list[float]] = {k: [] for k in contestants}
@@ -151,8 +157,10 @@ def race(title: str, contestants: dict, rounds: int, steps: int, base: str | Non
         c.run(2)  # warm-up: oneDNN primitives, DataLoader workers, compile
     for _ in range(rounds):
         for name, c in contestants.items():
+            _sync()
             start = time.perf_counter()
             c.run(steps)
+            _sync()
             rates[name].append(c.batch * steps / (time.perf_counter() - start))
     print(f"\n## {title}  (load {os.getloadavg()[0]:.1f})")
     print(f"{'':34s} {'img/s':>8s} {'GFLOP/s':>8s} {'peak':>6s} {'ratio':>6s}  rounds")
@@ -160,6 +168,7 @@ def race(title: str, contestants: dict, rounds: int, steps: int, base: str | Non
         med = statistics.median(r)
         c = contestants[name]
         gflops = med / c.batch * c.flops / 1e9
+        peak = gflops / PEAK_FP32 if ARGS.device == "cpu" else float("nan")  # a CPU figure
         ratio = ""
         if base and name != base:
             ratio = statistics.median(a / b for a, b in zip(r, rates[base]))
@@ -167,7 +176,7 @@ def race(title: str, contestants: dict, rounds: int, steps: int, base: str | Non
             ratio = f"{ratio:5.2f}x"
         RESULTS[f"{title}|{name}|img/s"] = med
         print(
-            f"{name:34s} {med:8.1f} {gflops:8.1f} {gflops / PEAK_FP32:6.1%} {ratio:>6s}  "
+            f"{name:34s} {med:8.1f} {gflops:8.1f} {peak:6.1%} {ratio:>6s}  "
             + " ".join(f"{x:.0f}" for x in r)
         )
     return rates
@@ -316,17 +325,21 @@ def generate_section(cache: Path) -> None:
     print(
         f"\n## generation, sampling.sample with the auto batch size (load {os.getloadavg()[0]:.1f})"
     )
-    for cfg, n in ((NET28, 4096), (NET32, 4096), (NET64, 1024)):
+    scale = 1 if ARGS.device == "cpu" else 16  # enough images to time a GPU
+    for cfg, n in ((NET28, 4096 * scale), (NET32, 4096 * scale), (NET64, 1024 * scale)):
         G, D = T.build_models(cfg)
         variants = {"NCHW": G, "channels_last": _cl_copy(G)}
         rates = {k: [] for k in variants}
         for _ in range(ARGS.rounds):
             for name, g in variants.items():
-                s = Sampler(RunConfig(model=cfg), g.eval(), D, torch.device("cpu"), 0, Path("."))
+                device = torch.device(ARGS.device)
+                s = Sampler(RunConfig(model=cfg), g.to(device).eval(), D, device, 0, Path("."))
+                _sync()
                 start = time.perf_counter()
                 sample(s, n, seed=0)
+                _sync()
                 rates[name].append(n / (time.perf_counter() - start))
-        bs = auto_batch_size(torch.device("cpu"), cfg.image_size)
+        bs = auto_batch_size(torch.device(ARGS.device), cfg.image_size)
         for name, r in rates.items():
             RESULTS[f"generate {cfg.image_size}|{name}"] = statistics.median(r)
             print(
@@ -356,7 +369,7 @@ def quality(cache: Path) -> None:
             e.run(steps)
             took = time.perf_counter() - start
             z = torch.randn(2000, NET28.latent_dim, generator=torch.Generator().manual_seed(7))
-            fake = T.generate(e.state.generator, z)
+            fake = T.generate(e.state.generator, z.to(e.state.device))
             m = compute_metrics(fake, data, names=("digits",))
             for k, v in m.items():
                 RESULTS[f"quality|{precision}|seed {seed}|{k}"] = v
@@ -398,6 +411,12 @@ def malloc_ab() -> None:
         print(f"{key:70s} default {d:8.2f}  tuned {t:8.2f}  tuned/default {gain:5.2f}x")
 
 
+def _device_name() -> str:
+    if ARGS.device.startswith("cuda"):
+        return torch.cuda.get_device_name(torch.device(ARGS.device))
+    return ARGS.device
+
+
 def main() -> int:
     if ARGS.threads:
         torch.set_num_threads(ARGS.threads)
@@ -405,7 +424,8 @@ def main() -> int:
         malloc_ab()
         return 0
     print(
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch "
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, device "
+        f"{_device_name()}, torch "
         f"{torch.__version__}, {torch.get_num_threads()} threads, malloc {ARGS.malloc}, "
         f"{ARGS.rounds} rounds x {ARGS.steps} steps, load {os.getloadavg()}"
     )

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The GPU checks of the speed issue, in one go, for a session lent a CUDA machine (the device
+# tool runs it from the repository root; CI never does). Prints everything; takes ~5-8 minutes.
+#   1. correctness on CUDA: tests/test_cuda.py (fp32 and bf16 AMP learn like the CPU run)
+#   2. the reference (pytorch/examples on a JPEG folder) vs our engine at 64 px, batch 64/128
+#   3. the 28/32 px nets, generation throughput, torch.compile
+set -euo pipefail
+export PYTHONUNBUFFERED=1
+DATA=${DATA:-../shared/datasets/cifar10_test}
+python -c "import torch; print(torch.__version__, torch.cuda.get_device_name(0))"
+python -m pip install -q --no-deps -e . 2>/dev/null || export PYTHONPATH=$PWD/src
+python -m pytest -q -m cuda tests/test_cuda.py -s
+python bench/bench_train.py --device cuda --data "$DATA" --rounds 5 --steps 50 \
+    --sections compare,sizes,generate
+python bench/bench_train.py --device cuda --data "$DATA" --rounds 3 --steps 50 \
+    --sections compile --batches 128
