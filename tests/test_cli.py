@@ -75,6 +75,14 @@ def test_train_generate_nice_resume_on_digits(tmp_path):
     frames = [np.asarray(Image.open(interp / f"{i:05d}.png")) for i in range(10)]
     assert not np.array_equal(frames[0], frames[4])  # the walk moves
 
+    arith = tmp_path / "arith"
+    run_dcgan("generate", run, "--arithmetic", "0,1 - 2 + 3,4", "--out", arith, cwd=tmp_path)
+    assert len(list(arith.glob("0*.png"))) == 12 and (arith / "grid.png").is_file()
+    bad = run_dcgan(
+        "generate", run, "--arithmetic", "0 - 99 + 1", "--num", 8, cwd=tmp_path, check=False
+    )
+    assert_one_line_error(bad, 2, "not among the 8 samples")
+
     run_dcgan("train", "--resume", run, "--steps", 10, "--no-progress", cwd=tmp_path)
     assert [json.loads(x)["step"] for x in (run / "stats.jsonl").read_text().splitlines()][-1] == 10
     done = run_dcgan("train", "--resume", run, "--no-progress", cwd=tmp_path)

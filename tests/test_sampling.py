@@ -4,18 +4,20 @@ import torch
 
 from conftest import tiny_config
 from dcgan.datasets import ImageSet, load_digits
+from dcgan.errors import UsageError
 from dcgan.sampling import (
     arithmetic,
     interpolate,
     latents,
     load_sampler,
     nice,
+    parse_arithmetic,
     sample,
     score,
     slerp,
 )
 from dcgan.tracking import Run
-from dcgan.train import create_state, fit, save_checkpoint
+from dcgan.train import create_state, fit, generate, save_checkpoint
 
 CPU = torch.device("cpu")
 
@@ -65,7 +67,19 @@ def test_interpolation_and_arithmetic(run_dir):
     path = slerp(ends[0], ends[1], torch.linspace(0, 1, 5))
     torch.testing.assert_close(path[0], ends[0])
     torch.testing.assert_close(path[-1], ends[1])
-    assert arithmetic(s, (1, 2, 3)).shape == (4, 1, 28, 28)
+    groups = parse_arithmetic(" 3, 7,12 - 5 9 +1,4")
+    assert groups == ([3, 7, 12], [5, 9], [1, 4])
+    images = arithmetic(s, groups, num=16, seed=2)
+    assert images.shape == (12, 1, 28, 28)
+    z = latents(16, 16, 2)
+    expected = z[[3, 7, 12]].mean(0) - z[[5, 9]].mean(0) + z[[1, 4]].mean(0)
+    assert np.array_equal(images[3], generate(s.generator, expected[None])[0])
+    assert np.array_equal(images[0], generate(s.generator, z[[3, 7, 12]].mean(0)[None])[0])
+    for bad in ("1,2 + 3", "1 - - 3", "a - b + c", "1 - 2 + "):
+        with pytest.raises(UsageError, match="--arithmetic wants"):
+            parse_arithmetic(bad)
+    with pytest.raises(UsageError, match="not among the 16 samples"):
+        arithmetic(s, ([16], [1], [2]), num=16, seed=2)
 
 
 def test_channels_last_generation_matches_nchw(tmp_path):

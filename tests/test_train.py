@@ -94,3 +94,14 @@ def test_ema_update():
     old = a.weight.clone()
     update_ema(a, b, 0.9)
     torch.testing.assert_close(a.weight, 0.9 * old + 0.1 * b.weight)
+
+
+def test_ema_warms_up_then_holds_its_decay():
+    from dcgan.loop import ema_decay
+
+    assert ema_decay(0, 0.999) == pytest.approx(0.1)  # the first update nearly copies G
+    assert ema_decay(90, 0.999) == pytest.approx(0.91)
+    assert ema_decay(10**6, 0.999) == 0.999
+    assert ema_decay(10**6, 0.99) == 0.99
+    steps = range(0, 20_000, 7)
+    assert all(ema_decay(a, 0.999) <= ema_decay(b, 0.999) for a, b in zip(steps, steps[1:]))

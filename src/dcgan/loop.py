@@ -29,6 +29,16 @@ class Hooks:
     should_stop: Callable[[], bool] = lambda: False
 
 
+def ema_decay(step: int, decay: float) -> float:
+    """The EMA decay for the update after `step` generator steps: min(decay, (1 + step) / (10 +
+    step)), the warm-up of TensorFlow's ExponentialMovingAverage. Without it the average is
+    dominated by the untrained start for ~1/(1 - decay) steps (measured: at decay 0.999 the EMA
+    generator still drew blobs at 1,400 steps, digits FD 621 against 106 for the raw one); with
+    it the average spans about the last tenth of training until the step count reaches ~10 /
+    (1 - decay)."""
+    return min(decay, (1.0 + step) / (10.0 + step))
+
+
 def total_steps(config: RunConfig, n_images: int) -> int:
     """Generator updates in the whole run: --steps, or --epochs over the data."""
     cfg = config.train

@@ -136,9 +136,50 @@ def interpolate(s: Sampler, rows: int, steps: int, seed: int) -> np.ndarray:
     return generate(s.generator, z.to(s.device))
 
 
-def arithmetic(s: Sampler, seeds: tuple[int, int, int], group: int = 3) -> np.ndarray:
-    """The paper's vector arithmetic z_a - z_b + z_c on latents averaged over `group` samples each
-    (as the paper averaged three exemplars). Returns uint8 (4, C, H, W): a, b, c, result."""
-    means = [latents(group, s.model.latent_dim, seed).mean(0) for seed in seeds]
-    z = torch.stack([*means, means[0] - means[1] + means[2]])
-    return generate(s.generator, z.to(s.device))
+def parse_arithmetic(text: str) -> tuple[list[int], list[int], list[int]]:
+    """Parse "3,7,12 - 5,9 + 1,4" into ([3, 7, 12], [5, 9], [1, 4]): the sample indices of the
+    groups a, b and c of a - b + c."""
+    import re
+
+    m = re.fullmatch(r"\s*([\d,\s]+?)\s*-\s*([\d,\s]+?)\s*\+\s*([\d,\s]+?)\s*", text)
+    groups = []
+    for part in m.groups() if m else ():
+        items = [x for x in re.split(r"[,\s]+", part.strip()) if x]
+        groups.append([int(x) for x in items])
+    if len(groups) != 3 or not all(groups):
+        raise UsageError(
+            f'--arithmetic wants "A - B + C", each a comma-separated list of sample indices '
+            f'(e.g. "3,7,12 - 5,9 + 1,4"), got "{text}"'
+        )
+    return groups[0], groups[1], groups[2]
+
+
+def arithmetic(
+    s: Sampler,
+    groups: tuple[list[int], list[int], list[int]],
+    num: int,
+    seed: int,
+    variants: int = 8,
+    noise: float = 0.25,
+) -> np.ndarray:
+    """The paper's vector arithmetic (section 6.3.2): the latents of `groups` (indices into the
+    `num` samples that `sample(s, num, seed)` draws) are averaged per group, and the result
+    z_a - z_b + z_c is drawn plain and with `variants` uniform perturbations of +-`noise`, as
+    the paper's figure 7 does.
+
+    Returns uint8 (4 + variants, C, H, W): mean a, mean b, mean c, the result, its variants.
+    """
+    for index in (i for g in groups for i in g):
+        if not 0 <= index < num:
+            raise UsageError(
+                f"--arithmetic index {index} is not among the {num} samples of --num {num} "
+                f"--seed {seed} (0..{num - 1})"
+            )
+    z = latents(num, s.model.latent_dim, seed)
+    a, b, c = (z[g].mean(0) for g in groups)
+    result = a - b + c
+    g = torch.Generator().manual_seed(seed + 1)
+    jitter = (torch.rand(variants, z.shape[1], generator=g) * 2 - 1) * noise
+    return generate(
+        s.generator, torch.cat([torch.stack([a, b, c, result]), result + jitter]).to(s.device)
+    )

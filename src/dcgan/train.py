@@ -145,7 +145,7 @@ def train_step(state: TrainState, real_batches: list[torch.Tensor]) -> dict[str,
     state.opt_g.step()
     D.requires_grad_(True)
     if state.generator_ema is not None:
-        update_ema(state.generator_ema, G, cfg.ema_decay)
+        update_ema(state.generator_ema, G, loop.ema_decay(state.step, cfg.ema_decay))
     score = torch.sigmoid if loss.probabilities else (lambda t: t)
     return {
         "loss_d": loss_d.detach(),

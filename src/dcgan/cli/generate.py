@@ -1,5 +1,5 @@
 """`dcgan generate`: PNG files (and optionally a grid) from a run: plain samples, discriminator-
-ranked ("nice") samples, or latent interpolations."""
+ranked ("nice") samples, latent interpolations, or vector arithmetic on chosen samples."""
 
 from __future__ import annotations
 
@@ -37,6 +37,13 @@ def register(sub) -> None:
         "writes the frames and grid.png with one row per walk",
     )
     p.add_argument(
+        "--arithmetic",
+        metavar='"A - B + C"',
+        help="vector arithmetic on the samples of the same --num and --seed, by index: e.g. "
+        '"3,7,12 - 5,9 + 1,4" averages the latents of each group and draws mean(A) - mean(B) '
+        "+ mean(C) and 8 jittered copies; grid.png shows A, B, C, the result, the copies",
+    )
+    p.add_argument(
         "--checkpoint", default="latest", choices=("latest", "best"), help="which checkpoint"
     )
     p.add_argument("--device", choices=DEVICES, default="auto")
@@ -62,8 +69,11 @@ def run(args) -> int:
         from ..sampling import load_sampler, nice, sample
         from ..train import resolve_device
 
-    if args.interpolate is not None and (args.nice is not None or args.engine == "numpy"):
-        raise UsageError("--interpolate goes with neither --nice nor --engine numpy")
+    modes = [m for m in ("interpolate", "nice", "arithmetic") if getattr(args, m) is not None]
+    if len(modes) > 1:
+        raise UsageError(f"--{modes[0]} and --{modes[1]} cannot be combined")
+    if args.engine == "numpy" and modes and modes[0] != "nice":
+        raise UsageError(f"--{modes[0]} needs the torch engine (drop --engine numpy)")
     device = resolve_device(args.device)
     sampler = load_sampler(args.run, device, args.checkpoint)
     scores, nrow = None, None
@@ -72,6 +82,12 @@ def run(args) -> int:
 
         images = interpolate(sampler, rows=args.num, steps=args.interpolate, seed=args.seed)
         mode, nrow, args.grid = f"interpolate{args.interpolate}", args.interpolate, True
+    elif args.arithmetic is not None:
+        from ..sampling import arithmetic, parse_arithmetic
+
+        groups = parse_arithmetic(args.arithmetic)
+        images = arithmetic(sampler, groups, args.num, args.seed)
+        mode, args.grid = "arithmetic", True
     elif args.nice is not None:
         images, scores = nice(sampler, args.num, args.nice, args.seed)
         mode = f"nice{args.nice:g}"

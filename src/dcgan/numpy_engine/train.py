@@ -161,7 +161,7 @@ def train_step(state: TrainState, real_batches: list) -> dict[str, Any]:
     G.backward(dfake)
     state.opt_g.step(G.gradients())
     if state.generator_ema is not None:
-        update_ema(state.generator_ema, G, state.config.train.ema_decay)
+        update_ema(state.generator_ema, G, loop.ema_decay(state.step, state.config.train.ema_decay))
     score = sigmoid if loss.probabilities else (lambda t: t)
     return {
         "loss_d": loss_d,
