@@ -1,7 +1,7 @@
 """Time to quality on the bundled digits: how long a training recipe takes to draw recognisable
 digits, by the shipped digits metric, on this CPU.
 
-    .venv/bin/python bench/bench_time_to_quality.py [--recipes default,ema,...] [--steps 3200]
+    .venv/bin/python bench/bench_time_to_quality.py [--recipes default,w32-lr4,...] [--steps 3200]
         [--eval-every 200] [--threads 2] [--seeds 0] [--fd 100]
 
 Each recipe trains from scratch with `dcgan.train.fit` (the code `dcgan train` runs) and is
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -28,34 +29,43 @@ import torch  # noqa: E402
 
 from dcgan.config import ModelConfig, RunConfig, TrainConfig  # noqa: E402
 from dcgan.datasets import load_digits  # noqa: E402
+from dcgan.images import make_grid, save_png  # noqa: E402
 from dcgan.loop import Hooks  # noqa: E402
 from dcgan.metrics import Evaluator  # noqa: E402
 from dcgan.sampling import latents  # noqa: E402
 from dcgan.train import create_state, fit, generate  # noqa: E402
 
-# name -> (model overrides, train overrides); "default" is whatever the package's defaults are
-RECIPES: dict[str, tuple[dict, dict]] = {
-    "default": ({}, {}),
-    "w64-b64-noema": ({"g_features": 64, "d_features": 64}, {"batch_size": 64, "ema": False}),
-    "w64-b64-ema999": ({"g_features": 64, "d_features": 64}, {"batch_size": 64, "ema": True}),
-    "w64-b64-ema99": (
-        {"g_features": 64, "d_features": 64},
-        {"batch_size": 64, "ema": True, "ema_decay": 0.99},
-    ),
-    "w32-b64-noema": ({"g_features": 32, "d_features": 32}, {"batch_size": 64, "ema": False}),
-    "w32-b64-ema999": ({"g_features": 32, "d_features": 32}, {"batch_size": 64, "ema": True}),
-    "w32-b64-ema99": (
-        {"g_features": 32, "d_features": 32},
-        {"batch_size": 64, "ema": True, "ema_decay": 0.99},
-    ),
-    "w32-b32-ema999": ({"g_features": 32, "d_features": 32}, {"batch_size": 32, "ema": True}),
-    "w32-b64-lr4-ema999": (
-        {"g_features": 32, "d_features": 32},
-        {"batch_size": 64, "ema": True, "lr_g": 4e-4, "lr_d": 4e-4},
-    ),
-    "w48-b64-ema999": ({"g_features": 48, "d_features": 48}, {"batch_size": 64, "ema": True}),
-    "w32g-16d-b64-ema999": ({"g_features": 32, "d_features": 16}, {"batch_size": 64, "ema": True}),
-}
+
+def parse_recipe(name: str) -> tuple[dict, dict]:
+    """A recipe named by its changes to the defaults, dash-separated: "default" (the package's
+    defaults), wN (g_features = d_features = N), gN / dN (one of them), bN (batch size), lrX
+    (both learning rates X * 1e-4), lrgX / lrdX (one of them), emaD (EMA with decay 0.D, e.g.
+    ema999), noema, epochsN. "w32-b64-lr4-ema999" is the 28 px net at width 32, batch 64,
+    lr 4e-4 and an EMA of decay 0.999."""
+    model, train = {}, {}
+    for token in name.split("-"):
+        if token == "default":
+            continue
+        if token == "noema":
+            train["ema"] = False
+            continue
+        m = re.fullmatch(r"(w|g|d|b|lrg|lrd|lr|ema|epochs)([\d.]+)", token)
+        if not m:
+            raise SystemExit(f"unknown recipe token {token!r} in {name!r}")
+        key, value = m.groups()
+        if key in ("w", "g", "d"):
+            for side in {"w": "gd", "g": "g", "d": "d"}[key]:
+                model[f"{side}_features"] = int(value)
+        elif key == "b":
+            train["batch_size"] = int(value)
+        elif key.startswith("lr"):
+            for side in {"lr": "gd", "lrg": "g", "lrd": "d"}[key]:
+                train[f"lr_{side}"] = float(value) * 1e-4
+        elif key == "ema":
+            train |= {"ema": True, "ema_decay": float("0." + value)}
+        else:
+            train["epochs"] = int(value)
+    return model, train
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -68,11 +78,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seeds", default="0")
     p.add_argument("--fd", type=float, default=100.0, help="digits FD that counts as recognisable")
     p.add_argument("--json", help="append one JSON line per recipe and seed to this file")
+    p.add_argument("--grids", type=Path, help="write each evaluation's first 64 samples here")
     return p.parse_args(argv)
 
 
 def run_recipe(name: str, seed: int, args, data, evaluator) -> dict:
-    model_kw, train_kw = RECIPES[name]
+    model_kw, train_kw = parse_recipe(name)
     config = RunConfig(
         model=ModelConfig(**model_kw),
         train=TrainConfig(
@@ -93,7 +104,12 @@ def run_recipe(name: str, seed: int, args, data, evaluator) -> dict:
     def evaluate(st) -> dict:
         t0 = time.perf_counter()
         train_s = t0 - start - scoring[0]
-        scores = evaluator(generate(st.sampler, z))
+        images = generate(st.sampler, z)
+        scores = evaluator(images)
+        if args.grids:
+            args.grids.mkdir(parents=True, exist_ok=True)
+            name_ = f"{name}-s{seed}-{st.step:05d}-fd{scores['digits_fd']:.0f}.png"
+            save_png(args.grids / name_, make_grid(images[:64]))
         scoring[0] += time.perf_counter() - t0
         point = {
             "step": st.step,

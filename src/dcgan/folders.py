@@ -5,13 +5,12 @@ cores in chunks, with results identical to one process.
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import multiprocessing
 import os
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 
 import numpy as np
@@ -143,11 +142,11 @@ def _skip_reason(e: BaseException) -> str:
 
 
 def _decode_chunk(task: tuple[str, int, list[str], int, int | None]) -> list[tuple]:
-    """Decode a chunk of files straight into the scratch memmap at their own indices (no pixels
-    travel between processes). Returns (index, is_gray) per decoded file, (index, None, reason)
-    per skipped one."""
-    scratch_path, first, paths, image_size, crop = task
-    scratch = _open_scratch(scratch_path)
+    """Decode a chunk of files straight into the (N, 3, S, S) memmap at `target` at their own
+    indices, so no pixels travel between processes. Returns (index, is_gray) per decoded file,
+    (index, None, reason) per skipped one."""
+    target, first, paths, image_size, crop = task
+    out_array = _open_target(target)
     out: list[tuple] = []
     for i, p in enumerate(paths, first):
         try:
@@ -157,19 +156,19 @@ def _decode_chunk(task: tuple[str, int, list[str], int, int | None]) -> list[tup
         except Exception as e:
             out.append((i, None, _skip_reason(e)))
             continue
-        scratch[i] = pixels
+        out_array[i] = pixels.transpose(2, 0, 1)
         out.append((i, gray))
     return out
 
 
-_SCRATCH: dict[str, np.ndarray] = {}  # per process: the scratch memmap, opened once
+_TARGET: dict[str, np.ndarray] = {}  # per process: the output memmap, opened once
 
 
-def _open_scratch(path: str) -> np.ndarray:
-    if path not in _SCRATCH:
-        _SCRATCH.clear()
-        _SCRATCH[path] = np.load(path, mmap_mode="r+")
-    return _SCRATCH[path]
+def _open_target(path: str) -> np.ndarray:
+    if path not in _TARGET:
+        _TARGET.clear()
+        _TARGET[path] = np.load(path, mmap_mode="r+")
+    return _TARGET[path]
 
 
 class _Sized:
@@ -186,31 +185,40 @@ class _Sized:
 
 
 def decode_all(
-    files: list[Path], scratch_path: Path, image_size: int, crop: int | None, workers: int
+    files: list[Path], target: Path, image_size: int, crop: int | None, workers: int
 ) -> Iterator[tuple]:
-    """Decode every file into the scratch memmap (N, S, S, 3) at its index, on `workers`
-    processes (1 = in this process). Yields one result per file as `_decode_chunk` gives them,
-    in completion order; the pixels are identical whatever the number of workers."""
-    names = [str(p) for p in files]
-    if workers <= 1:
-        try:
-            for i, name in enumerate(names):
-                yield from _decode_chunk((str(scratch_path), i, [name], image_size, crop))
-        finally:
-            _SCRATCH.clear()
-        return
-    size = max(8, min(256, len(files) // (workers * 8) or 1))
-    tasks = [
-        (str(scratch_path), i, names[i : i + size], image_size, crop)
-        for i in range(0, len(files), size)
-    ]
-    pool = ProcessPoolExecutor(workers, mp_context=_pool_context())
+    """Decode every file into the (N, 3, S, S) uint8 .npy memmap at `target`, row i for file i,
+    on `workers` processes in all (1 = this process alone). Yields one result per file, as
+    `_decode_chunk` gives them, in completion order; the pixels do not depend on `workers`.
+
+    This process decodes too, from the far end of the chunk list, while workers - 1 helper
+    processes start up and take chunks from the front: the start-up is not dead time, and no
+    core idles while this process waits."""
+    names, target_name = [str(p) for p in files], str(target)
+    size = 1 if workers <= 1 else max(8, min(128, len(files) // (workers * 16) or 1))
+    chunks = collections.deque(
+        (target_name, i, names[i : i + size], image_size, crop) for i in range(0, len(files), size)
+    )
+    pool = None
+    if workers > 1:
+        pool = ProcessPoolExecutor(workers - 1, mp_context=_pool_context())
     try:
-        futures = [pool.submit(_decode_chunk, t) for t in tasks]
-        for future in as_completed(futures):
-            yield from future.result()
+        in_flight: set = set()
+        while chunks or in_flight:
+            while pool is not None and chunks and len(in_flight) < 2 * (workers - 1):
+                in_flight.add(pool.submit(_decode_chunk, chunks.popleft()))
+            if chunks:
+                yield from _decode_chunk(chunks.pop())
+                done = {f for f in in_flight if f.done()}
+            else:
+                done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            for future in done:
+                yield from future.result()
+            in_flight -= done
     finally:  # on Ctrl-C or an error downstream, drop the chunks not started yet
-        pool.shutdown(wait=True, cancel_futures=True)
+        _TARGET.clear()
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _pool_context() -> multiprocessing.context.BaseContext:
@@ -267,14 +275,9 @@ def load_folder(
     if cached is not None:
         return cached
     workers = default_workers(len(files)) if workers is None else workers
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    scratch_dir = Path(tempfile.mkdtemp(prefix=".decoding.", dir=cache.parent))
-    try:
-        scratch_path = scratch_dir / "rgb.npy"
-        np.lib.format.open_memmap(
-            scratch_path, mode="w+", dtype=np.uint8, shape=(len(files), image_size, image_size, 3)
-        ).flush()
-        results = decode_all(files, scratch_path, image_size, crop, workers)
+    shape = (3, image_size, image_size)
+    with PreparedWriter(cache, len(files), shape) as decoded:
+        results = decode_all(files, decoded.images_path, image_size, crop, workers)
         if progress is not None:
             results = progress(_Sized(results, len(files)))
         gray: dict[int, bool] = {}
@@ -289,22 +292,22 @@ def load_folder(
             raise DataError(
                 f"none of the {len(files)} image files under {folder} could be decoded (e.g. {reason})"
             )
-        kept = sorted(gray)
         all_gray = all(gray.values())
         c = channels or (1 if all_gray else 3)
-        scratch = np.load(scratch_path, mmap_mode="r")
+        source = {"kind": "folder", "path": str(folder.resolve()), "files": len(files)}
+        source |= {"image_size": image_size, "channels": c, "crop": crop}
+        commit = dict(name=name or folder.name, source=source, skipped=sorted(skipped))
+        if c == 3 and len(gray) == len(files):  # the usual case: already the final array
+            return decoded.commit(**commit)
+        # skipped files leave holes, and a gray set keeps one channel: one compacting pass
+        kept = sorted(gray)
         with PreparedWriter(cache, len(kept), (c, image_size, image_size)) as out:
             for start in range(0, len(kept), 1024):
-                block = scratch[kept[start : start + 1024]].transpose(0, 3, 1, 2)
+                block = decoded.images[kept[start : start + 1024]]
                 if c == 1:
                     block = block[:, :1] if all_gray else _luminance(block)
                 out.images[start : start + len(block)] = block
-            source = {"kind": "folder", "path": str(folder.resolve()), "files": len(files)}
-            source |= {"image_size": image_size, "channels": c, "crop": crop}
-            del scratch
-            return out.commit(name or folder.name, source, skipped=sorted(skipped))
-    finally:
-        shutil.rmtree(scratch_dir, ignore_errors=True)
+            return out.commit(**commit)
 
 
 def _luminance(rgb: np.ndarray) -> np.ndarray:

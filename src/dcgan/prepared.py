@@ -99,8 +99,9 @@ class PreparedWriter:
         self.cache = Path(cache)
         self.cache.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.cache.name}.", dir=self.cache.parent))
+        self.images_path = self.tmp / "images.npy"  # other processes may fill it too
         self.images = np.lib.format.open_memmap(
-            self.tmp / "images.npy", mode="w+", dtype=np.uint8, shape=(count, *shape)
+            self.images_path, mode="w+", dtype=np.uint8, shape=(count, *shape)
         )
 
     def __enter__(self) -> PreparedWriter:
