@@ -14,6 +14,7 @@ per-round ratios. --malloc applies to the whole process, so both sides of a rati
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -296,6 +297,17 @@ def sizes(cache: Path) -> None:
         )
 
 
+def widths(cache: Path) -> None:
+    """The 28 px digits net at the widths and batch sizes the time-to-quality recipes use."""
+    data = load(NET28, cache)
+    contestants = {}
+    for width in (32, 48, 64):
+        cfg = dataclasses.replace(NET28, g_features=width, d_features=width)
+        for batch in (64, 128):
+            contestants[f"width {width}, batch {batch}"] = Engine(data, cfg, batch)
+    race("28 px digits net, fp32 default", contestants, ARGS.rounds, ARGS.steps * 4)
+
+
 def compile_section(cache: Path) -> None:
     data = load(NET64, cache)
     for batch in map(int, ARGS.batches.split(",")):
@@ -385,6 +397,7 @@ SECTIONS = {
     "sizes": sizes,
     "generate": generate_section,
     "compile": compile_section,
+    "widths": widths,
 }
 
 

@@ -9,9 +9,11 @@ import collections
 import hashlib
 import multiprocessing
 import os
+import stat
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -24,15 +26,26 @@ PARALLEL_MIN_FILES = 2000  # below this, starting worker processes costs more th
 _GRAY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "F"}
 
 
-def scan_folder(folder: Path) -> tuple[list[Path], list[tuple[str, str]]]:
+class ImageFile(NamedTuple):
+    """One file found under a folder: its relative POSIX path (the sort key and its name in
+    reports), the path to open, and the size and mtime that go into the cache fingerprint."""
+
+    rel: str
+    path: str
+    size: int
+    mtime_ns: int
+
+
+def scan_folder(folder: Path) -> tuple[list[ImageFile], list[tuple[str, str]]]:
     """Image files under `folder`, recursively and sorted by relative path, plus the entries that
-    cannot be read at all (dangling or looping symlinks) with a reason.
+    cannot be read at all (dangling or looping symlinks) with a reason. One stat per file.
 
     Symlinked folders are followed once: a folder already visited (by device and inode) is not
     entered again, so a link loop cannot recurse forever.
     """
+    top = os.fspath(folder)
     found, problems, seen = [], [], set()
-    for root, dirs, files in os.walk(folder, followlinks=True):
+    for root, dirs, files in os.walk(top, followlinks=True):
         try:
             st = os.stat(root)
         except OSError:
@@ -43,41 +56,40 @@ def scan_folder(folder: Path) -> tuple[list[Path], list[tuple[str, str]]]:
             continue
         seen.add((st.st_dev, st.st_ino))
         dirs.sort()
+        prefix = os.path.relpath(root, top).replace(os.sep, "/") + "/"
+        prefix = "" if prefix == "./" else prefix
         for name in files:
-            path = Path(root, name)
-            if path.suffix.lower() not in IMAGE_EXTENSIONS:
+            if os.path.splitext(name)[1].lower() not in IMAGE_EXTENSIONS:
                 continue
+            path = os.path.join(root, name)
             try:
-                ok = path.stat() and path.is_file()
-            except OSError as e:  # ELOOP, dangling link
-                problems.append((_rel(path, folder), f"unreadable: {e.strerror or e}"))
+                st = os.stat(path)  # follows links: ELOOP or ENOENT for broken ones
+            except OSError as e:
+                problems.append((prefix + name, f"unreadable: {e.strerror or e}"))
                 continue
-            if ok:
-                found.append(path)
-    found.sort(key=lambda p: _rel(p, folder))
+            if stat.S_ISREG(st.st_mode):
+                found.append(ImageFile(prefix + name, path, st.st_size, st.st_mtime_ns))
+    found.sort()
     return found, sorted(problems)
 
 
 def list_image_files(folder: Path) -> list[Path]:
     """Image files under `folder` (see `scan_folder`)."""
-    return scan_folder(Path(folder))[0]
+    return [Path(f.path) for f in scan_folder(Path(folder))[0]]
 
 
-def _rel(path: Path, folder: Path) -> str:
-    return path.relative_to(folder).as_posix()
-
-
-def folder_fingerprint(folder: Path, files: list[Path], settings: str) -> str:
-    """A hash of every file's path, size and mtime plus the preprocessing settings."""
+def folder_fingerprint(files: list[ImageFile], settings: str) -> str:
+    """A hash of every file's relative path, size and mtime plus the preprocessing settings."""
     h = hashlib.sha256(f"v{PREPARE_VERSION}|{settings}".encode())
-    for p in files:
-        st = p.stat()
-        name = _rel(p, folder).encode("utf-8", "surrogateescape")
-        h.update(b"|" + name + f"|{st.st_size}|{st.st_mtime_ns}".encode())
+    for f in files:
+        name = f.rel.encode("utf-8", "surrogateescape")
+        h.update(b"|" + name + f"|{f.size}|{f.mtime_ns}".encode())
     return h.hexdigest()[:16]
 
 
-def decode_image(path: Path, image_size: int, crop: int | None = None) -> tuple[np.ndarray, bool]:
+def decode_image(
+    path: str | Path, image_size: int, crop: int | None = None
+) -> tuple[np.ndarray, bool]:
     """Decode one file to uint8 RGB (H, W, 3), cropped and resized to image_size square.
 
     crop None takes the largest centred square; an int takes a centred crop x crop box first (the
@@ -150,7 +162,7 @@ def _decode_chunk(task: tuple[str, int, list[str], int, int | None]) -> list[tup
     out: list[tuple] = []
     for i, p in enumerate(paths, first):
         try:
-            pixels, gray = decode_image(Path(p), image_size, crop)
+            pixels, gray = decode_image(p, image_size, crop)
         # any failure of a third-party decoder on a hostile file means "skip this file", never
         # "stop preparing": Pillow raises OSError, ValueError, SyntaxError, struct.error, ...
         except Exception as e:
@@ -185,7 +197,7 @@ class _Sized:
 
 
 def decode_all(
-    files: list[Path], target: Path, image_size: int, crop: int | None, workers: int
+    files: list[ImageFile], target: Path, image_size: int, crop: int | None, workers: int
 ) -> Iterator[tuple]:
     """Decode every file into the (N, 3, S, S) uint8 .npy memmap at `target`, row i for file i,
     on `workers` processes in all (1 = this process alone). Yields one result per file, as
@@ -194,7 +206,7 @@ def decode_all(
     This process decodes too, from the far end of the chunk list, while workers - 1 helper
     processes start up and take chunks from the front: the start-up is not dead time, and no
     core idles while this process waits."""
-    names, target_name = [str(p) for p in files], str(target)
+    names, target_name = [f.path for f in files], str(target)
     size = 1 if workers <= 1 else max(8, min(128, len(files) // (workers * 16) or 1))
     chunks = collections.deque(
         (target_name, i, names[i : i + size], image_size, crop) for i in range(0, len(files), size)
@@ -264,13 +276,13 @@ def load_folder(
         raise DataError(f"--data {folder} is not a folder of images")
     files, problems = scan_folder(folder)
     if only is not None:
-        files = [p for p in files if _rel(p, folder) in only]
+        files = [f for f in files if f.rel in only]
     if not files:
         exts = ", ".join(sorted(e.lstrip(".") for e in IMAGE_EXTENSIONS))
         raise DataError(f"no images ({exts}) found under {folder}")
     settings = f"{image_size}|{channels}|{crop}"
     slug = _slug(name) if name else _slug(folder.resolve().name)
-    cache = prepared_dir(cache_dir, slug, folder_fingerprint(folder, files, settings))
+    cache = prepared_dir(cache_dir, slug, folder_fingerprint(files, settings))
     cached = read_prepared(cache)
     if cached is not None:
         return cached
@@ -284,7 +296,7 @@ def load_folder(
         skipped = list(problems)
         for index, is_gray, *reason in results:
             if is_gray is None:
-                skipped.append((_rel(files[index], folder), reason[0]))
+                skipped.append((files[index].rel, reason[0]))
             else:
                 gray[index] = is_gray
         if not gray:
