@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 import torch  # noqa: E402
 
-from dcgan.config import ModelConfig, RunConfig, TrainConfig  # noqa: E402
+from dcgan.config import ModelConfig, RunConfig, TrainConfig, size_defaults  # noqa: E402
 from dcgan.datasets import load_digits  # noqa: E402
 from dcgan.images import make_grid, save_png  # noqa: E402
 from dcgan.loop import Hooks  # noqa: E402
@@ -37,14 +37,18 @@ from dcgan.train import create_state, fit, generate  # noqa: E402
 
 
 def parse_recipe(name: str) -> tuple[dict, dict]:
-    """A recipe named by its changes to the defaults, dash-separated: "default" (the package's
-    defaults), wN (g_features = d_features = N), gN / dN (one of them), bN (batch size), lrX
+    """A recipe named by its changes to the defaults, dash-separated: "default" (what `dcgan
+    train` uses at 28 px: config.size_defaults), "paper" (width 64, lr 2e-4), wN (g_features = d_features = N), gN / dN (one of them), bN (batch size), lrX
     (both learning rates X * 1e-4), lrgX / lrdX (one of them), emaD (EMA with decay 0.D, e.g.
     ema999), noema, epochsN. "w32-b64-lr4-ema999" is the 28 px net at width 32, batch 64,
     lr 4e-4 and an EMA of decay 0.999."""
-    model, train = {}, {}
+    model, train = size_defaults("dcgan", 28)
     for token in name.split("-"):
         if token == "default":
+            continue
+        if token == "paper":  # the defaults before the 28 px recipe: pytorch/examples' settings
+            model |= {"g_features": 64, "d_features": 64}
+            train |= {"lr_g": 2e-4, "lr_d": 2e-4}
             continue
         if token == "noema":
             train["ema"] = False

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from dcgan.config import RunConfig, TrainConfig
+from dcgan.config import ModelConfig, RunConfig, TrainConfig, size_defaults
 from dcgan.datasets import load_digits
 from dcgan.images import make_grid, save_png
 from dcgan.metrics import compute_metrics
@@ -25,8 +25,16 @@ STEPS = 1200
 @pytest.mark.slow
 def test_default_recipe_learns_digits(tmp_path):
     data = load_digits()
+    model_defaults, train_defaults = size_defaults("dcgan", 28)  # what `dcgan train` uses
     config = RunConfig(
-        train=TrainConfig(steps=STEPS, log_every=100, sample_every=10**9, checkpoint_every=10**9)
+        model=ModelConfig(**model_defaults),
+        train=TrainConfig(
+            **train_defaults,
+            steps=STEPS,
+            log_every=100,
+            sample_every=10**9,
+            checkpoint_every=10**9,
+        ),
     ).validate()
     state = create_state(config, torch.device("cpu"))
     fit(state, data)

@@ -22,6 +22,7 @@ from ..config import (
     ModelConfig,
     RunConfig,
     TrainConfig,
+    size_defaults,
 )
 from ..errors import UsageError
 from . import positive_float, positive_int
@@ -66,12 +67,14 @@ def register(sub) -> None:
     )
     p.add_argument("--latent-dim", type=positive_int, help=f"size of z (default {m0.latent_dim})")
     p.add_argument(
-        "--g-features", type=positive_int, help=f"generator width ngf (default {m0.g_features})"
+        "--g-features",
+        type=positive_int,
+        help=f"generator width ngf (default {m0.g_features}; 32 for the 28 px DCGAN)",
     )
     p.add_argument(
         "--d-features",
         type=positive_int,
-        help=f"discriminator width ndf (default {m0.d_features})",
+        help=f"discriminator width ndf (default {m0.d_features}; 32 for the 28 px DCGAN)",
     )
     p.add_argument("--loss", choices=LOSSES, help=f"GAN loss (default {t0.loss})")
     p.add_argument("--batch-size", type=positive_int, help=f"default {t0.batch_size}")
@@ -80,7 +83,9 @@ def register(sub) -> None:
     )
     p.add_argument("--steps", type=positive_int, help="generator updates; overrides --epochs")
     p.add_argument(
-        "--lr", type=positive_float, help=f"learning rate of both nets (default {t0.lr_g})"
+        "--lr",
+        type=positive_float,
+        help=f"learning rate of both nets (default {t0.lr_g}; 6e-4 for the 28 px DCGAN)",
     )
     p.add_argument("--lr-g", type=positive_float, help="generator learning rate")
     p.add_argument("--lr-d", type=positive_float, help="discriminator learning rate")
@@ -153,11 +158,14 @@ def register(sub) -> None:
 def _config_from_args(args) -> RunConfig:
     from ..datasets import default_image_size
 
-    m0, t0 = ModelConfig(), TrainConfig()
     source = args.data or "digits"
     size = args.image_size or default_image_size(source)
+    kind = args.model or ModelConfig().kind
+    model_defaults, train_defaults = size_defaults(kind, size)
+    m0 = dataclasses.replace(ModelConfig(), **model_defaults)
+    t0 = dataclasses.replace(TrainConfig(), **train_defaults)
     model = ModelConfig(
-        kind=args.model or m0.kind,
+        kind=kind,
         image_size=size,
         channels=args.channels or 1,  # resolved from the data before training
         latent_dim=args.latent_dim or m0.latent_dim,
