@@ -83,7 +83,7 @@ def test_interpolation_and_arithmetic(run_dir):
 
 
 def test_channels_last_generation_matches_nchw(tmp_path):
-    """From 32 px the sampler runs NHWC (faster on CPU); the images and D's scores are those of
+    """The sampler runs NHWC (faster on CPU); the images and D's scores are those of
     the NCHW modules up to float rounding, and come back as contiguous NCHW arrays."""
     import dataclasses
 

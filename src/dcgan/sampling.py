@@ -63,14 +63,9 @@ def load_sampler(run: Path, device: torch.device, which: str = "latest") -> Samp
 
 
 def _channels_last(config: RunConfig, device: torch.device) -> bool:
-    """NHWC generation where it measured faster on CPU (bench/README.md, "Generation"): 1.36x
-    at 64 px, 1.55x at 32 px, 0.95x at 28 px; never on MPS (see train._channels_last)."""
-    return (
-        config.model.kind == "dcgan"
-        and config.model.image_size >= 32
-        and config.train.channels_last
-        and device.type != "mps"
-    )
+    """NHWC generation, as training uses it: measured on CPU 1.26-1.31x at 28/32/64 px
+    (bench/README.md, "Generation"); never on MPS (see train._channels_last)."""
+    return config.model.kind == "dcgan" and config.train.channels_last and device.type != "mps"
 
 
 def latents(n: int, latent_dim: int, seed: int) -> torch.Tensor:
