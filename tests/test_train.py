@@ -33,26 +33,50 @@ def _arrays(state):
     [dict(), dict(ema=True, loss="lsgan"), dict(loss="wgan-gp", n_critic=2), dict(loss="hinge")],
 )
 def test_resume_is_exact(tmp_path, digits, options):
-    config = tiny_config(steps=10, **options)
+    _assert_exact_resume(tmp_path, tiny_config(steps=10, **options), digits)
+
+
+def test_resume_is_exact_on_a_memory_mapped_set(tmp_path, digits):
+    """A prepared folder is read back as a read-only memmap; batches gathered from it resume
+    bit for bit like an in-memory set (with an epoch boundary inside the run)."""
+    from PIL import Image
+
+    from dcgan.folders import load_folder
+
+    folder = tmp_path / "pngs"
+    folder.mkdir()
+    for i, image in enumerate(np.asarray(digits.images[:40])):
+        Image.fromarray(image[0]).save(folder / f"{i:03d}.png")
+    prepared = load_folder(folder, 28, cache_dir=tmp_path / "cache", workers=1)
+    prepared = load_folder(folder, 28, cache_dir=tmp_path / "cache")  # the cached copy
+    assert prepared.from_cache and isinstance(prepared.images, np.memmap)
+    assert np.array_equal(np.asarray(prepared.images), np.asarray(digits.images[:40]))
+    _assert_exact_resume(tmp_path, tiny_config(steps=8, ema=True), prepared)  # 2 per epoch
+
+
+def _assert_exact_resume(tmp_path, config, data) -> None:
+    """N steps in one go == N/2 steps, a checkpoint, a fresh process state and N/2 more."""
     whole = create_state(config, CPU)
-    fit(whole, digits)
+    fit(whole, data)
 
     half = create_state(
         config.__class__(
             model=config.model,
             data=config.data,
-            train=config.train.__class__(**{**config.train.__dict__, "steps": 5}),
+            train=config.train.__class__(
+                **{**config.train.__dict__, "steps": config.train.steps // 2}
+            ),
         ),
         CPU,
     )
-    fit(half, digits)
+    fit(half, data)
     path = save_checkpoint(half, tmp_path, keep=2)
     del half
     torch.manual_seed(1234)  # whatever happened in between must not matter
     np.random.seed(99)
     resumed = load_state(path, CPU, config)
-    assert resumed.step == 5
-    fit(resumed, digits)
+    assert resumed.step == config.train.steps // 2
+    fit(resumed, data)
 
     a, meta_a = _arrays(whole)
     b, meta_b = _arrays(resumed)
