@@ -7,6 +7,19 @@
 set -euo pipefail
 export PYTHONUNBUFFERED=1
 DATA=${DATA:-../shared/datasets/cifar10_test}
+if [ ! -d "$DATA" ]; then  # the device copy may lack ../shared: 10,000 JPEGs from the digits
+    DATA=/tmp/dcgan-digits-jpeg
+    PYTHONPATH=$PWD/src python - "$DATA" <<'PY'
+import sys
+from pathlib import Path
+from PIL import Image
+from dcgan.datasets import load_digits
+out = Path(sys.argv[1])
+for i, (image, label) in enumerate(zip(load_digits(32, 3).images, load_digits().labels)):
+    (out / str(label)).mkdir(parents=True, exist_ok=True)
+    Image.fromarray(image.transpose(1, 2, 0)).save(out / str(label) / f"{i:05d}.jpg", quality=95)
+PY
+fi
 python -c "import torch; print(torch.__version__, torch.cuda.get_device_name(0))"
 python -m pip install -q --no-deps -e . 2>/dev/null || export PYTHONPATH=$PWD/src
 python -m pytest -q -m cuda tests/test_cuda.py -s
