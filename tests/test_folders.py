@@ -108,3 +108,37 @@ def test_random_bytes_never_crash_preparation(tmp_path_factory, head, body, ext)
     Image.new("RGB", (4, 4), RED).save(folder / "ok.png")
     data = load_folder(folder, 4, cache_dir=folder / ".cache", workers=1)
     assert 1 <= len(data) <= 2 and len(data) + len(data.skipped) == 2
+
+
+def test_workers_from_the_environment_and_a_dying_worker(tmp_path, monkeypatch, cifar_dir):
+    import multiprocessing
+    import os
+    import signal
+
+    from dcgan import folders
+    from dcgan.errors import DataError
+
+    monkeypatch.setenv("DCGAN_WORKERS", "3")
+    assert folders.default_workers(10) == 3
+    monkeypatch.setenv("DCGAN_WORKERS", "zero")
+    with pytest.raises(DataError, match="DCGAN_WORKERS must be a positive integer"):
+        folders.default_workers(10)
+    monkeypatch.delenv("DCGAN_WORKERS")
+    assert folders.default_workers(10) == 1  # small folders stay in this process
+
+    # a helper process that dies (a decoder crash, the OOM killer) is a one-line data error;
+    # fork, so the helpers inherit the patched decoder that kills any process but this one
+    parent, decode = os.getpid(), folders.decode_image
+
+    def decode_or_die(path, *args):
+        if os.getpid() != parent:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return decode(path, *args)
+
+    monkeypatch.setattr(folders, "decode_image", decode_or_die)
+    monkeypatch.setattr(folders, "_pool_context", lambda: multiprocessing.get_context("fork"))
+    files = folders.scan_folder(cifar_dir / "cat")[0][:64]
+    target = tmp_path / "out.npy"
+    np.lib.format.open_memmap(target, mode="w+", dtype=np.uint8, shape=(64, 3, 8, 8)).flush()
+    with pytest.raises(DataError, match="a decoding process died"):
+        list(folders.decode_all(files, target, 8, None, workers=2))

@@ -12,6 +12,7 @@ import os
 import stat
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import NamedTuple
 
@@ -225,7 +226,13 @@ def decode_all(
             else:
                 done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
             for future in done:
-                yield from future.result()
+                try:
+                    yield from future.result()
+                except BrokenProcessPool:
+                    raise DataError(
+                        "a decoding process died (out of memory, or a decoder crashed on a "
+                        "file); prepare in one process with DCGAN_WORKERS=1 to find the file"
+                    ) from None
             in_flight -= done
     finally:  # on Ctrl-C or an error downstream, drop the chunks not started yet
         _TARGET.clear()
@@ -245,6 +252,12 @@ def _pool_context() -> multiprocessing.context.BaseContext:
 
 
 def default_workers(n_files: int) -> int:
+    """Processes to decode with: $DCGAN_WORKERS if set, else every core for 2,000+ files."""
+    given = os.environ.get("DCGAN_WORKERS", "").strip()
+    if given:
+        if not given.isdigit() or int(given) < 1:
+            raise DataError(f"DCGAN_WORKERS must be a positive integer, got {given!r}")
+        return int(given)
     if n_files < PARALLEL_MIN_FILES:
         return 1
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
