@@ -26,17 +26,33 @@ from dcgan.folders import default_workers, list_image_files, load_folder
 DEFAULT_FOLDER = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "cifar10_test"
 
 
-def plain_pillow_loop(files: list[Path], size: int) -> np.ndarray:
-    """The baseline a user would write: one process, open/convert/resize/stack."""
+def plain_pillow_loop(files: list[Path], size: int, crop: int | None = None) -> np.ndarray:
+    """The baseline a user would write: one process, open/convert/(crop)/resize/stack."""
     out = np.empty((len(files), 3, size, size), np.uint8)
     for i, p in enumerate(files):
         with Image.open(p) as img:
-            img = img.convert("RGB").resize((size, size), Image.Resampling.LANCZOS)
+            img = img.convert("RGB")
+            if crop:
+                left, top = (img.width - crop) // 2, (img.height - crop) // 2
+                img = img.crop((left, top, left + crop, top + crop))
+            img = img.resize((size, size), Image.Resampling.LANCZOS)
             out[i] = np.asarray(img).transpose(2, 0, 1)
     return out
 
 
-def bench_prepare(folder: Path, size: int, workers: int, rounds: int) -> dict[str, float]:
+def make_photo_folder(source: Path, out: Path, n: int) -> Path:
+    """n CelebA-sized JPEGs (178x218, quality 90) made by enlarging the source pictures: a
+    folder whose decoding costs what real photos of that size cost."""
+    for i, p in enumerate(list_image_files(source)[:n]):
+        with Image.open(p) as img:
+            big = img.convert("RGB").resize((178, 218), Image.Resampling.BICUBIC)
+        big.save(out / f"{i:06d}.jpg", quality=90)
+    return out
+
+
+def bench_prepare(
+    folder: Path, size: int, workers: int, rounds: int, crop: int | None = None
+) -> dict[str, float]:
     """img/s of the plain loop, ours on 1 process and ours on `workers`, rounds interleaved
     (plain, 1, n, plain, 1, n, ...) so outside load hits them alike; medians over rounds. Ours
     is timed end to end: listing, fingerprint, pool start-up, decoding and the cache write."""
@@ -45,12 +61,12 @@ def bench_prepare(folder: Path, size: int, workers: int, rounds: int) -> dict[st
     times: dict[str, list[float]] = {"plain": [], "serial": [], "parallel": []}
     for _ in range(rounds):
         t = time.perf_counter()
-        plain_pillow_loop(files, size)
+        plain_pillow_loop(files, size, crop)
         times["plain"].append(time.perf_counter() - t)
         for key, w in (("serial", 1), ("parallel", workers)):
             with tempfile.TemporaryDirectory() as cache:
                 t = time.perf_counter()
-                data = load_folder(folder, size, cache_dir=Path(cache), workers=w)
+                data = load_folder(folder, size, cache_dir=Path(cache), workers=w, crop=crop)
                 times[key].append(time.perf_counter() - t)
                 assert len(data) == n
     print("  rounds (s): " + ", ".join(f"{k} {[round(x, 2) for x in v]}" for k, v in times.items()))
@@ -112,16 +128,29 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4, help="timed 64 px training steps")
     parser.add_argument("--rounds", type=int, default=3, help="preparation rounds (median)")
     parser.add_argument("--no-feeding", action="store_true", help="only the preparation bench")
+    parser.add_argument(
+        "--photos",
+        type=int,
+        metavar="N",
+        help="instead: N CelebA-sized JPEGs made from --folder, center crop 108 -> --size",
+    )
     args = parser.parse_args()
     workers = default_workers(10**9)
     print(f"cores: {workers}, load average before: {os.getloadavg()}")
-    r = bench_prepare(args.folder, args.size, workers, args.rounds)
+    if args.photos:
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = make_photo_folder(args.folder, Path(tmp), args.photos)
+            r = bench_prepare(folder, args.size, workers, args.rounds, crop=108)
+        what = f"{r['images']} 178x218 JPEGs, crop 108"
+    else:
+        r = bench_prepare(args.folder, args.size, workers, args.rounds)
+        what = f"{r['images']} JPEGs"
     print(
-        f"prepare {r['images']} JPEGs -> {args.size} px: plain Pillow loop {r['plain']:,.0f} img/s, "
+        f"prepare {what} -> {args.size} px: plain Pillow loop {r['plain']:,.0f} img/s, "
         f"ours 1 process {r['serial']:,.0f} img/s, ours {workers} processes {r['parallel']:,.0f} "
         f"img/s (x{r['parallel'] / r['plain']:.2f} vs plain, x{r['parallel'] / r['serial']:.2f} vs 1 process)"
     )
-    if not args.no_feeding:
+    if not args.no_feeding and not args.photos:
         bench_feeding(args.folder, args.steps)
     print(f"load average after: {os.getloadavg()}")
 
