@@ -129,3 +129,17 @@ def test_ema_warms_up_then_holds_its_decay():
     assert ema_decay(10**6, 0.99) == 0.99
     steps = range(0, 20_000, 7)
     assert all(ema_decay(a, 0.999) <= ema_decay(b, 0.999) for a, b in zip(steps, steps[1:]))
+
+
+def test_a_set_is_copied_to_the_device_in_blocks(tmp_path):
+    from dcgan.train import copy_to_device, device_resident
+
+    images = np.lib.format.open_memmap(
+        tmp_path / "x.npy", mode="w+", dtype=np.uint8, shape=(21, 1, 4, 4)
+    )
+    images[:] = np.arange(21 * 16, dtype=np.uint32).reshape(21, 1, 4, 4) % 251
+    images.flush()
+    readonly = np.load(tmp_path / "x.npy", mmap_mode="r")
+    copied = copy_to_device(readonly, CPU, block=8)  # 8 + 8 + 5 images
+    assert copied.dtype == torch.uint8 and np.array_equal(copied.numpy(), readonly)
+    assert not device_resident(10, CPU)  # on the CPU batches come from the host array

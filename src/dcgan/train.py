@@ -312,7 +312,7 @@ def fit(state: TrainState, data: ImageSet, hooks: Hooks | None = None) -> str:
     # from it (only the touched pages are read); a set that fits is kept on the device instead
     images = data.images
     if device_resident(images.nbytes, state.device):
-        images = torch.from_numpy(np.ascontiguousarray(images)).to(state.device)
+        images = copy_to_device(images, state.device)
     z_fixed = fixed_noise(state.config, state.device)
     return loop.run(
         state,
@@ -333,6 +333,16 @@ def device_resident(nbytes: int, device: torch.device) -> bool:
         free, _ = torch.cuda.mem_get_info(device)
         return nbytes <= free // 4
     return device.type != "cpu"  # mps and others report no free memory: small sets assumed
+
+
+def copy_to_device(images: np.ndarray, device: torch.device, block: int = 8192) -> torch.Tensor:
+    """A uint8 array (often a read-only memmap) as one tensor on `device`, copied a block at a
+    time so the host never holds a second copy of a large set."""
+    out = torch.empty(images.shape, dtype=torch.uint8, device=device)
+    for start in range(0, len(images), block):
+        chunk = torch.from_numpy(np.array(images[start : start + block]))  # a writable copy
+        out[start : start + len(chunk)].copy_(chunk)
+    return out
 
 
 def _gather(
