@@ -51,6 +51,41 @@ def test_cifar10_binary_archive(tmp_path, monkeypatch):
         load_source("cifar10", 32, None, tmp_path / "c", data_dir=tmp_path / "d")
 
 
+def test_stl10_binary_archive(tmp_path, monkeypatch):
+    rng = np.random.default_rng(2)
+    train = rng.integers(0, 256, (5, 3, 96, 96), dtype=np.uint8)
+    unlabeled = rng.integers(0, 256, (3, 3, 96, 96), dtype=np.uint8)
+    train_y = np.array([1, 10, 3, 3, 7], np.uint8)  # STL-10 numbers its classes from 1
+    members = {  # each plane stored column-major, as the real files are
+        "train_X.bin": train.transpose(0, 1, 3, 2).tobytes(),
+        "train_y.bin": train_y.tobytes(),
+        "unlabeled_X.bin": unlabeled.transpose(0, 1, 3, 2).tobytes(),
+    }
+    folder = tmp_path / "d" / "stl10"
+    folder.mkdir(parents=True)
+    archive = folder / "stl10_binary.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for name, raw in members.items():
+            info = tarfile.TarInfo(f"stl10_binary/{name}")
+            info.size = len(raw)
+            tar.addfile(info, io.BytesIO(raw))
+    _with_file(monkeypatch, "stl10", archive)
+    monkeypatch.setattr(ss, "BLOCK", 2)  # several blocks per member
+    assert default_image_size("stl10") == 64
+    load = lambda split, size: load_source(  # noqa: E731
+        "stl10", size, None, tmp_path / "c", data_dir=tmp_path / "d", split=split
+    )
+    both = load("train+unlabeled", 64)
+    assert both.images.shape == (8, 3, 64, 64)
+    assert both.labels.tolist() == [0, 9, 2, 2, 6, -1, -1, -1]
+    first = Image.fromarray(train[0].transpose(1, 2, 0)).resize((64, 64), Image.Resampling.LANCZOS)
+    assert np.abs(both.images[0].transpose(1, 2, 0).astype(int) - np.asarray(first)).max() <= 1
+    big = load("unlabeled", 128)  # upscaled for the 128 px net
+    assert big.images.shape == (3, 3, 128, 128) and big.labels.tolist() == [-1, -1, -1]
+    with pytest.raises(DataError, match="test_X.bin"):  # not in this archive
+        load("test", 64)
+
+
 @pytest.mark.parametrize("compressed", [True, False])
 def test_svhn_mat_without_scipy_at_runtime(tmp_path, monkeypatch, compressed):
     scipy_io = pytest.importorskip("scipy.io")  # only to write the test file

@@ -1,4 +1,5 @@
-"""The standard datasets by name (mnist, fashion-mnist, kmnist, cifar10, cifar100, svhn, celeba):
+"""The standard datasets by name (mnist, fashion-mnist, kmnist, cifar10, cifar100, svhn, stl10,
+celeba):
 where their files come from, how to parse them without torchvision or pickle, and their usual
 preprocessing, converted once into the prepared uint8 cache.
 """
@@ -39,7 +40,7 @@ CELEBA_CROP = 108  # the DCGAN papers' centre crop of the 178x218 aligned faces
 @dataclass(frozen=True)
 class StandardSet:
     name: str
-    kind: str  # idx | cifar | svhn | celeba: which parser
+    kind: str  # idx | cifar | svhn | stl | celeba: which parser
     native_size: int
     channels: int
     splits: dict[str, tuple[RemoteFile, ...]]
@@ -47,7 +48,8 @@ class StandardSet:
 
     @property
     def default_size(self) -> int:
-        return 64 if self.kind == "celeba" else self.native_size
+        """The native size where a DCGAN exists for it (28, 32), else 64 (CelebA, STL-10)."""
+        return self.native_size if self.native_size in (28, 32) else 64
 
 
 def _idx_set(name: str, base_urls: list[str], md5s: list[str], about: str) -> StandardSet:
@@ -70,6 +72,11 @@ _CIFAR100 = RemoteFile(
     "cifar-100-binary.tar.gz",
     "03b5dce01913d631647c71ecec9e9cb8",
     (_TORONTO + "cifar-100-binary.tar.gz",),
+)
+_STL10 = RemoteFile(
+    "stl10_binary.tar.gz",
+    "91f7769df0f17e558f3565bffb0c7dfb",
+    ("http://ai.stanford.edu/~acoates/stl10/stl10_binary.tar.gz",),
 )
 _CELEBA_ZIP = RemoteFile("img_align_celeba.zip", "00d2c5bc6d35e252742224ab0c1e8fcb")
 _CELEBA_SPLITS = RemoteFile("list_eval_partition.txt", "d32c9cbf5e040fd4025c592c306e6668")
@@ -111,6 +118,9 @@ STANDARD_SETS: dict[str, StandardSet] = {
                 ("extra", "a93ce644f1a588dc4d68dda5feec44a7"))},
             "house numbers from Street View, 73k/26k/531k, 32 px RGB",
         ),
+        StandardSet("stl10", "stl", 96, 3,
+                    {s: (_STL10,) for s in ("train", "test", "unlabeled", "train+unlabeled")},
+                    "10 classes of photos, 5k/8k labelled + 100k unlabelled, 96 -> 64 px RGB"),
         StandardSet("celeba", "celeba", 178, 3,
                     {s: (_CELEBA_ZIP, _CELEBA_SPLITS) for s in ("train", "valid", "test")}
                     | {"all": (_CELEBA_ZIP,)},
@@ -122,6 +132,12 @@ _CIFAR_LAYOUT = {  # archive folder, member files per split, label bytes per rec
     "cifar100": ("cifar-100-binary", {"train": ["train.bin"], "test": ["test.bin"]}, 2),
 }  # fmt: skip
 _CELEBA_PARTS = {"train": "0", "valid": "1", "test": "2"}
+_STL_MEMBERS = {  # split -> (images, labels or None) in stl10_binary/
+    "train": [("train_X.bin", "train_y.bin")],
+    "test": [("test_X.bin", "test_y.bin")],
+    "unlabeled": [("unlabeled_X.bin", None)],
+    "train+unlabeled": [("train_X.bin", "train_y.bin"), ("unlabeled_X.bin", None)],
+}
 
 
 def raw_dir(data_dir: Path | str | None, name: str) -> Path:
@@ -311,7 +327,48 @@ def _read_svhn_set(spec: StandardSet, split: str, paths: list[Path]):
     return blocks(), x.dims[3], labels
 
 
-_READERS = {"idx": _read_idx_set, "cifar": _read_cifar_set, "svhn": _read_svhn_set}
+def _read_stl_set(spec: StandardSet, split: str, paths: list[Path]):
+    """STL-10's binary archive: X files of uint8 (N, 3, 96, 96) with each plane stored column-
+    major (so transposed on reading), y files of one byte per image, classes 1..10 (-> 0..9);
+    unlabelled images get label -1, as torchvision gives them."""
+    image_bytes = 3 * 96 * 96
+    with tarfile.open(paths[0], "r:gz") as tar:
+        sizes = {m.name: m.size for m in tar.getmembers()}
+    wanted = [f"stl10_binary/{x}" for x, _ in _STL_MEMBERS[split]]
+    missing = [m for m in wanted if m not in sizes]
+    if missing:
+        raise DataError(f"{paths[0]} has no {missing[0]}")
+    counts = [sizes[m] // image_bytes for m in wanted]
+
+    def blocks() -> Iterator[np.ndarray]:
+        with tarfile.open(paths[0], "r:gz") as tar:
+            for member in wanted:
+                f = tar.extractfile(member)
+                while raw := f.read(BLOCK * image_bytes):
+                    yield np.frombuffer(raw, np.uint8).reshape(-1, 3, 96, 96).transpose(0, 1, 3, 2)
+
+    def labels() -> np.ndarray:
+        out = []
+        with tarfile.open(paths[0], "r:gz") as tar:
+            for (_, y), n in zip(_STL_MEMBERS[split], counts):
+                if y is None:
+                    out.append(np.full(n, -1, np.int64))
+                    continue
+                raw = tar.extractfile(f"stl10_binary/{y}").read()
+                if len(raw) != n:
+                    raise DataError(f"{paths[0]}: {y} has {len(raw)} labels for {n} images")
+                out.append(np.frombuffer(raw, np.uint8).astype(np.int64) - 1)
+        return np.concatenate(out)
+
+    return blocks(), sum(counts), labels
+
+
+_READERS = {
+    "idx": _read_idx_set,
+    "cifar": _read_cifar_set,
+    "svhn": _read_svhn_set,
+    "stl": _read_stl_set,
+}
 
 
 # ---------------------------------------------------------------------------------------------

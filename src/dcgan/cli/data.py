@@ -68,7 +68,7 @@ def run_list(args) -> int:
     for row in describe_standard(args.data_dir, args.cache_dir):
         state = "prepared" if row["prepared"] else "files on disk" if row["files"] else "-"
         splits = "/".join(row["splits"])
-        print(f"  {row['name']:<14} {splits:<22} {state:<13} {row['about']}  [{row['folder']}]")
+        print(f"  {row['name']:<14} {splits:<37} {state:<13} {row['about']}  [{row['folder']}]")
     print("  digits         (bundled MNIST test set, always available)")
     caches = list_prepared(args.cache_dir)
     if caches:
