@@ -68,10 +68,20 @@ def _channels_last(config: RunConfig, device: torch.device) -> bool:
     return config.model.kind == "dcgan" and config.train.channels_last and device.type != "mps"
 
 
+LATENT_ROWS = 256  # latents are drawn in whole blocks of this many rows (see latents)
+
+
 def latents(n: int, latent_dim: int, seed: int) -> torch.Tensor:
     """n standard-normal latents (n, latent_dim), a function of the seed alone (drawn on the CPU,
-    so the same seed gives the same images on any device)."""
-    return torch.randn(n, latent_dim, generator=torch.Generator().manual_seed(seed))
+    so the same seed gives the same images on any device), and prefix-stable: the first k of n
+    are the latents of n = k, so `--num 10` gives the first 10 images of `--num 64`.
+
+    torch's CPU randn fills blocks of 16 values and redraws a ragged tail, so randn(n) is not a
+    prefix of randn(n + 1); drawing whole blocks of LATENT_ROWS rows (a multiple of 16 values
+    for any latent size) and slicing makes it one. The NumPy engine draws the same way."""
+    rows = -(-n // LATENT_ROWS) * LATENT_ROWS
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(rows, latent_dim, generator=g)[:n].clone()
 
 
 def auto_batch_size(device: torch.device, image_size: int) -> int:

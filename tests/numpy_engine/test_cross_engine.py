@@ -44,8 +44,13 @@ def digits() -> ImageSet:
 )
 def test_latents_are_torchs(n, dim, seed):
     # >= 16 values take torch's vectorised Box-Muller, fewer its serial double path
-    expected = torch_sampling.latents(n, dim, seed).numpy()
+    expected = torch.randn(n, dim, generator=torch.Generator().manual_seed(seed)).numpy()
     np.testing.assert_allclose(torch_randn(n, dim, seed), expected, rtol=0, atol=5e-6)
+    # and the engines' latents (whole blocks of rows, sliced) agree
+    from dcgan.numpy_engine.sampling import latents as numpy_latents
+
+    torch_latents = torch_sampling.latents(n, dim, seed).numpy()
+    np.testing.assert_allclose(numpy_latents(n, dim, seed), torch_latents, rtol=0, atol=5e-6)
 
 
 def _torch_run(tmp_path, config, data, steps: int):

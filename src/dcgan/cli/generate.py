@@ -39,7 +39,7 @@ def register(sub) -> None:
     p.add_argument(
         "--arithmetic",
         metavar='"A - B + C"',
-        help="vector arithmetic on the samples of the same --num and --seed, by index: e.g. "
+        help="vector arithmetic on the samples of --seed, by index (below --num): e.g. "
         '"3,7,12 - 5,9 + 1,4" averages the latents of each group and draws mean(A) - mean(B) '
         "+ mean(C) and 8 jittered copies; grid.png shows A, B, C, the result, the copies",
     )

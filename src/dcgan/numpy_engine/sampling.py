@@ -63,8 +63,10 @@ def load_sampler(run: Path, device: str = "cpu", which: str = "latest") -> Sampl
 
 
 def latents(n: int, latent_dim: int, seed: int) -> np.ndarray:
-    """n standard-normal latents float32 (n, latent_dim): those of `dcgan.sampling.latents`."""
-    return torch_randn(n, latent_dim, seed)
+    """n standard-normal latents float32 (n, latent_dim): those of `dcgan.sampling.latents`,
+    drawn the same way (whole blocks of 256 rows, sliced) so they are prefix-stable too."""
+    rows = -(-n // 256) * 256
+    return torch_randn(rows, latent_dim, seed)[:n].copy()
 
 
 def auto_batch_size(device: str, image_size: int) -> int:
