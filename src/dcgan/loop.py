@@ -67,6 +67,7 @@ def run(
     end = total_steps(state.config, n_images)
     sums: dict[str, Any] = {}
     count, last_time, last_step = 0, time.perf_counter(), state.step
+    paused = 0.0  # seconds of this log interval spent on grids, evaluations and checkpoints
     while state.step < end:
         if hooks.should_stop():
             return "stopped"
@@ -90,11 +91,12 @@ def run(
             record |= {
                 "step": state.step,
                 "epoch": epoch,
-                "img_per_s": images / (now - last_time),
+                "img_per_s": images / max(now - last_time - paused, 1e-9),  # training alone
                 "wall_time": state.elapsed,
             }
             hooks.on_log(record)
-            sums, count, last_time, last_step = {}, 0, now, state.step
+            sums, count, last_time, last_step, paused = {}, 0, now, state.step, 0.0
+        started = time.perf_counter()
         epoch_end = (state.step * cfg.n_critic) % spe < cfg.n_critic
         if state.step % cfg.sample_every == 0 or epoch_end or state.step == end:
             hooks.on_samples(state.step, samples())
@@ -102,4 +104,5 @@ def run(
             hooks.evaluate(state)
         if state.step % cfg.checkpoint_every == 0:
             hooks.on_checkpoint(state)
+        paused += time.perf_counter() - started
     return "done"
