@@ -17,6 +17,7 @@ from torch import nn
 
 from . import checkpoint as ckpt
 from .config import ModelConfig, RunConfig
+from .draw import keep_best, latent_rows, nice_candidates
 from .errors import CheckpointError, UsageError
 from .models import build_models
 from .train import generate
@@ -68,20 +69,13 @@ def _channels_last(config: RunConfig, device: torch.device) -> bool:
     return config.model.kind == "dcgan" and config.train.channels_last and device.type != "mps"
 
 
-LATENT_ROWS = 256  # latents are drawn in whole blocks of this many rows (see latents)
-
-
 def latents(n: int, latent_dim: int, seed: int) -> torch.Tensor:
     """n standard-normal latents (n, latent_dim), a function of the seed alone (drawn on the CPU,
     so the same seed gives the same images on any device), and prefix-stable: the first k of n
-    are the latents of n = k, so `--num 10` gives the first 10 images of `--num 64`.
-
-    torch's CPU randn fills blocks of 16 values and redraws a ragged tail, so randn(n) is not a
-    prefix of randn(n + 1); drawing whole blocks of LATENT_ROWS rows (a multiple of 16 values
-    for any latent size) and slicing makes it one. The NumPy engine draws the same way."""
-    rows = -(-n // LATENT_ROWS) * LATENT_ROWS
+    are the latents of n = k, so `--num 10` gives the first 10 images of `--num 64`
+    (draw.latent_rows says how)."""
     g = torch.Generator().manual_seed(seed)
-    return torch.randn(rows, latent_dim, generator=g)[:n].clone()
+    return torch.randn(latent_rows(n), latent_dim, generator=g)[:n].clone()
 
 
 def auto_batch_size(device: torch.device, image_size: int) -> int:
@@ -112,12 +106,8 @@ def nice(s: Sampler, n: int, fraction: float, seed: int) -> tuple[np.ndarray, np
 
     Returns (images uint8 (n, C, H, W), scores (n,)), best first.
     """
-    if not 0 < fraction <= 1:
-        raise UsageError(f"--nice must be in (0, 1], got {fraction}")
-    candidates = sample(s, math.ceil(n / fraction), seed)
-    scores = score(s, candidates)
-    best = np.argsort(-scores, kind="stable")[:n]
-    return candidates[best], scores[best]
+    candidates = sample(s, nice_candidates(n, fraction), seed)
+    return keep_best(candidates, score(s, candidates), n)
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

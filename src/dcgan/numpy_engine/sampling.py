@@ -15,7 +15,8 @@ import numpy as np
 
 from .. import checkpoint as ckpt
 from ..config import ModelConfig, RunConfig
-from ..errors import CheckpointError, UsageError
+from ..draw import keep_best, latent_rows, nice_candidates
+from ..errors import CheckpointError
 from .backend import get_xp, to_numpy
 from .latents import torch_randn
 from .models import Discriminator, Generator
@@ -64,9 +65,8 @@ def load_sampler(run: Path, device: str = "cpu", which: str = "latest") -> Sampl
 
 def latents(n: int, latent_dim: int, seed: int) -> np.ndarray:
     """n standard-normal latents float32 (n, latent_dim): those of `dcgan.sampling.latents`,
-    drawn the same way (whole blocks of 256 rows, sliced) so they are prefix-stable too."""
-    rows = -(-n // 256) * 256
-    return torch_randn(rows, latent_dim, seed)[:n].copy()
+    drawn the same way (draw.latent_rows, sliced) so they are prefix-stable too."""
+    return torch_randn(latent_rows(n), latent_dim, seed)[:n].copy()
 
 
 def auto_batch_size(device: str, image_size: int) -> int:
@@ -96,9 +96,5 @@ def nice(s: Sampler, n: int, fraction: float, seed: int) -> tuple[np.ndarray, np
 
     Returns (images uint8 (n, C, H, W), scores (n,)).
     """
-    if not 0 < fraction <= 1:
-        raise UsageError(f"--nice must be in (0, 1], got {fraction}")
-    candidates = sample(s, math.ceil(n / fraction), seed)
-    scores = score(s, candidates)
-    best = np.argsort(-scores, kind="stable")[:n]
-    return candidates[best], scores[best]
+    candidates = sample(s, nice_candidates(n, fraction), seed)
+    return keep_best(candidates, score(s, candidates), n)
