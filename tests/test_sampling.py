@@ -115,4 +115,7 @@ def test_latents_are_prefix_stable():
     for k in (1, 3, 10, 63, 64, 256, 257, 699):
         assert torch.equal(latents(k, 100, seed=4), many[:k]), k
     assert torch.equal(latents(5, 7, seed=4), latents(300, 7, seed=4)[:5])  # odd latent sizes
+    # the documented, version-stable definition
+    expected = np.random.default_rng(4).standard_normal((3, 100)).astype(np.float32)
+    assert np.array_equal(latents(3, 100, seed=4).numpy(), expected)
     assert not torch.equal(latents(5, 100, seed=5), many[:5])

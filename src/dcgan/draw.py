@@ -1,5 +1,18 @@
-"""What both engines' sampling share, torch-free: how many latent rows to draw so latents are
-prefix-stable, and the "nice" mode's candidate count and selection."""
+"""Every random number dcgan draws, as pure functions of integers, torch-free and version-stable.
+
+Two kinds of draws, both from NumPy's PCG64 (`numpy.random.default_rng`), whose streams NumPy
+keeps stable across releases (NEP 19), so neither engine nor a torch upgrade changes them:
+
+- **Sampling latents** (`generate`, `eval`, the fixed-noise grids): `latents(n, dim, seed)` is the
+  first n rows of one endless stream per seed, so it is prefix-stable by construction (`--num 10`
+  gives the first 10 images of `--num 64`) and the same in both engines on every device.
+- **Training draws** (each step's z, the gradient-penalty weights): `training_normal` and
+  `training_uniform` are functions of (seed, step, critic index, purpose) for the *global* batch;
+  a rank takes its rows with `shard`. A checkpoint therefore carries no RNG state, resume works
+  on any device and across devices, and N ranks see the same numbers as one process.
+
+Also here: the nice mode's candidate count and selection, shared by both engines.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +22,55 @@ import numpy as np
 
 from .errors import UsageError
 
-LATENT_ROWS = 256  # latents are drawn in whole blocks of this many rows
+SEED_MAX = 2**63 - 1  # seeds are integers in [0, SEED_MAX] in every command
+
+# the purposes of training draws: distinct streams for the same (seed, step, critic)
+Z, GP_WEIGHTS = 0, 1
+# one more word in the seed sequence keeps training streams apart from sampling streams
+_TRAINING = 0x7472_6169  # "trai"
 
 
-def latent_rows(n: int) -> int:
-    """Rows to draw for n latents: torch's CPU randn fills blocks of 16 values and redraws a
-    ragged tail, so randn(n) is not a prefix of randn(n + 1); whole blocks of LATENT_ROWS rows (a
-    multiple of 16 values for any latent size), sliced to n, make the first k of n the latents of
-    n = k. Both engines draw this many and slice."""
-    return -(-n // LATENT_ROWS) * LATENT_ROWS
+def check_seed(seed: int, flag: str = "--seed") -> int:
+    """A seed is an integer in [0, 2**63 - 1] in every command; others are a UsageError."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
+        raise UsageError(f"{flag} must be an integer from 0 to {SEED_MAX}, got {seed!r}")
+    return seed
+
+
+# sampling streams besides the user's own (`--seed S` is stream 0)
+USER, GRID, EVAL = 0, 1, 2
+
+
+def latents(n: int, latent_dim: int, seed: int, stream: int = USER) -> np.ndarray:
+    """n standard-normal latents, float32 (n, latent_dim): the first n rows of the stream of
+    `seed`. Stream USER is `numpy.random.default_rng(seed).standard_normal((n, latent_dim))`
+    rounded to float32; GRID (the fixed-noise grids) and EVAL (training-time evaluation) seed
+    PCG64 with [seed, stream] so they never repeat the user's images. Prefix-stable: the first k
+    rows of latents(n) are latents(k) for any k <= n."""
+    check_seed(seed)
+    rng = np.random.default_rng(seed if stream == USER else [seed, stream])
+    return rng.standard_normal((n, latent_dim)).astype(np.float32)
+
+
+def _training_rng(seed: int, step: int, critic: int, purpose: int) -> np.random.Generator:
+    return np.random.default_rng([_TRAINING, seed, step, critic, purpose])
+
+
+def training_normal(seed: int, step: int, critic: int, n: int, dim: int) -> np.ndarray:
+    """The global batch's z for generator step `step` and critic update `critic`: float32 (n, dim)."""
+    rng = _training_rng(seed, step, critic, Z)
+    return rng.standard_normal((n, dim)).astype(np.float32)
+
+
+def training_uniform(seed: int, step: int, critic: int, n: int) -> np.ndarray:
+    """The global batch's gradient-penalty interpolation weights in [0, 1): float32 (n,)."""
+    return _training_rng(seed, step, critic, GP_WEIGHTS).random(n).astype(np.float32)
+
+
+def shard(rows: np.ndarray, rank: int, world: int) -> np.ndarray:
+    """Rank `rank`'s contiguous share of a global batch (len(rows) divisible by `world`)."""
+    per = len(rows) // world
+    return rows[rank * per : (rank + 1) * per]
 
 
 def nice_candidates(n: int, fraction: float) -> int:

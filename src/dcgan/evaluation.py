@@ -16,15 +16,15 @@ import numpy as np
 import torch
 
 from . import checkpoint as ckpt
+from . import draw
 from .config import RunConfig
 from .metrics import METRICS, Evaluator, cheap_metric_names, is_better, parse_metric_names
 from .sampling import auto_batch_size, latents
 from .train import TrainState, generate, state_to_arrays
 
 METRICS_FILE = "metrics.jsonl"
-# The eval latents are their own seeded stream (training uses seed + 1, the grid seed + 2), drawn
-# once on the CPU: every evaluation of a run scores the same z, and training noise is untouched.
-EVAL_SEED_OFFSET = 3
+# The eval latents are their own stream (draw.EVAL), drawn once on the CPU: every evaluation of a
+# run scores the same z, and training noise is untouched.
 
 
 def default_metric_names(config: RunConfig) -> tuple[str, ...]:
@@ -58,7 +58,7 @@ class TrainingEval:
         self.metric = evaluator.names[0]
         self.key = METRICS[self.metric].key + evaluator.suffix
         n, dim = config.train.eval_num, config.model.latent_dim
-        self.z = latents(n, dim, config.train.seed + EVAL_SEED_OFFSET).to(device)
+        self.z = latents(n, dim, config.train.seed, draw.EVAL).to(device)
         self.batch_size = auto_batch_size(device, config.model.image_size)
 
     def __call__(self, state: TrainState) -> dict[str, float]:

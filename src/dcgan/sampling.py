@@ -17,7 +17,8 @@ from torch import nn
 
 from . import checkpoint as ckpt
 from .config import ModelConfig, RunConfig
-from .draw import keep_best, latent_rows, nice_candidates
+from . import draw
+from .draw import keep_best, nice_candidates
 from .errors import CheckpointError, UsageError
 from .models import build_models
 from .train import generate
@@ -69,13 +70,11 @@ def _channels_last(config: RunConfig, device: torch.device) -> bool:
     return config.model.kind == "dcgan" and config.train.channels_last and device.type != "mps"
 
 
-def latents(n: int, latent_dim: int, seed: int) -> torch.Tensor:
-    """n standard-normal latents (n, latent_dim), a function of the seed alone (drawn on the CPU,
-    so the same seed gives the same images on any device), and prefix-stable: the first k of n
-    are the latents of n = k, so `--num 10` gives the first 10 images of `--num 64`
-    (draw.latent_rows says how)."""
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(latent_rows(n), latent_dim, generator=g)[:n].clone()
+def latents(n: int, latent_dim: int, seed: int, stream: int = draw.USER) -> torch.Tensor:
+    """n standard-normal latents (n, latent_dim) on the CPU: `draw.latents` (NumPy's PCG64), a
+    function of the seed alone, the same on any device and in both engines, and prefix-stable
+    (`--num 10` gives the first 10 images of `--num 64`)."""
+    return torch.from_numpy(draw.latents(n, latent_dim, seed, stream))
 
 
 def auto_batch_size(device: torch.device, image_size: int) -> int:

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from . import checkpoint as ckpt
-from . import loop
+from . import draw, loop
 from .config import RunConfig
 from .datasets import ImageSet
 from .errors import CheckpointError, UsageError
@@ -299,8 +299,10 @@ def _spe(state: TrainState) -> int:
 
 def fixed_noise(config: RunConfig, device: torch.device) -> torch.Tensor:
     """The fixed latents of the progress grids: a function of the seed alone."""
-    g = torch.Generator().manual_seed(config.train.seed + 2)
-    return torch.randn(config.train.sample_count, config.model.latent_dim, generator=g).to(device)
+    z = draw.latents(
+        config.train.sample_count, config.model.latent_dim, config.train.seed, draw.GRID
+    )
+    return torch.from_numpy(z).to(device)
 
 
 def fit(state: TrainState, data: ImageSet, hooks: Hooks | None = None) -> str:

@@ -1,7 +1,7 @@
 """Sampling with the NumPy engine: load G (EMA if present) and D from a run of either engine,
 plain samples and discriminator-ranked "nice" samples, with the torch engine's latents per seed.
 
-The same seed gives the same z as `dcgan.sampling` (see `latents.torch_randn`), so both engines
+The same seed gives the same z as `dcgan.sampling` (both use `draw.latents`), so both engines
 write the same images from one checkpoint, up to float rounding. No torch here.
 """
 
@@ -15,10 +15,10 @@ import numpy as np
 
 from .. import checkpoint as ckpt
 from ..config import ModelConfig, RunConfig
-from ..draw import keep_best, latent_rows, nice_candidates
+from .. import draw
+from ..draw import keep_best, nice_candidates
 from ..errors import CheckpointError
 from .backend import get_xp, to_numpy
-from .latents import torch_randn
 from .models import Discriminator, Generator
 from .serialize import model_from_arrays
 from .train import generate, to_model_range
@@ -64,9 +64,9 @@ def load_sampler(run: Path, device: str = "cpu", which: str = "latest") -> Sampl
 
 
 def latents(n: int, latent_dim: int, seed: int) -> np.ndarray:
-    """n standard-normal latents float32 (n, latent_dim): those of `dcgan.sampling.latents`,
-    drawn the same way (draw.latent_rows, sliced) so they are prefix-stable too."""
-    return torch_randn(latent_rows(n), latent_dim, seed)[:n].copy()
+    """n standard-normal latents float32 (n, latent_dim): `draw.latents`, the same ones
+    `dcgan.sampling.latents` gives, prefix-stable."""
+    return draw.latents(n, latent_dim, seed)
 
 
 def auto_batch_size(device: str, image_size: int) -> int:

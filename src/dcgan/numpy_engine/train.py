@@ -14,13 +14,12 @@ from typing import Any
 import numpy as np
 
 from .. import checkpoint as ckpt
-from .. import loop
+from .. import draw, loop
 from ..config import RunConfig
 from ..datasets import ImageSet
 from ..errors import UsageError
 from ..loop import Hooks, total_steps  # noqa: F401  (the engine interface the CLI uses)
 from .backend import get_xp, to_numpy
-from .latents import torch_randn
 from .losses import LOSSES, sigmoid
 from .models import Discriminator, Generator, build_models
 from .optim import Adam
@@ -205,8 +204,10 @@ def generate(generator: Generator, z, batch_size: int = 256) -> np.ndarray:
 
 
 def fixed_noise(config: RunConfig) -> np.ndarray:
-    """The fixed latents of the progress grids: the torch engine's (seed + 2), drawn in NumPy."""
-    return torch_randn(config.train.sample_count, config.model.latent_dim, config.train.seed + 2)
+    """The fixed latents of the progress grids (draw.GRID), the torch engine's too."""
+    return draw.latents(
+        config.train.sample_count, config.model.latent_dim, config.train.seed, draw.GRID
+    )
 
 
 def fit(state: TrainState, data: ImageSet, hooks: Hooks | None = None) -> str:
