@@ -16,8 +16,8 @@ import torch
 from torch import nn
 
 from . import checkpoint as ckpt
-from .config import ModelConfig, RunConfig
 from . import draw
+from .config import ModelConfig, RunConfig
 from .draw import keep_best, nice_candidates
 from .errors import CheckpointError, UsageError
 from .models import build_models

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from .. import checkpoint as ckpt
-from ..config import ModelConfig, RunConfig
 from .. import draw
+from ..config import ModelConfig, RunConfig
 from ..draw import keep_best, nice_candidates
 from ..errors import CheckpointError
 from .backend import get_xp, to_numpy
