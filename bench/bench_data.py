@@ -76,7 +76,7 @@ def bench_prepare(
 def bench_feeding(folder: Path, steps: int) -> None:
     import torch
 
-    from dcgan import train as training
+    from dcgan import torch_engine as training
     from dcgan.config import ModelConfig, RunConfig, TrainConfig
 
     with tempfile.TemporaryDirectory() as cache:

@@ -63,25 +63,36 @@ def _run_config(cfg: ModelConfig) -> RunConfig:
 
 
 def numpy_iteration(cfg: ModelConfig):
-    """The engine's own `train_step` (z drawn inside, as in training)."""
+    """The engine's own `train_step` (with the runner's draws for the step, as in training)."""
     from dcgan.numpy_engine.train import create_state, train_step
+    from dcgan.runner import StepInputs
 
     state = create_state(_run_config(cfg))
     rng = np.random.default_rng(1)
     real = rng.uniform(-1, 1, (BATCH, cfg.channels, cfg.image_size, cfg.image_size))
     real = real.astype(np.float32)
-    return lambda: train_step(state, [real])
+    z = _z(cfg)
+    return lambda: train_step(state, StepInputs([real], [z]))
+
+
+def _z(cfg: ModelConfig) -> np.ndarray:
+    from dcgan.draw import training_normal
+
+    return training_normal(0, 0, 0, BATCH, cfg.latent_dim)
 
 
 def torch_iteration(cfg: ModelConfig):
-    """`dcgan.train.train_step` on the CPU (it skips D's weight gradients in the G step too)."""
+    """`dcgan.torch_engine.train_step` on the CPU (it skips D's weight gradients in the G step
+    too)."""
     import torch
 
-    from dcgan.train import create_state, train_step
+    from dcgan.runner import StepInputs
+    from dcgan.torch_engine import create_state, train_step
 
     state = create_state(_run_config(cfg), torch.device("cpu"))
     real = torch.rand(BATCH, cfg.channels, cfg.image_size, cfg.image_size) * 2 - 1
-    return lambda: train_step(state, [real])
+    z = _z(cfg)
+    return lambda: train_step(state, StepInputs([real], [z]))
 
 
 def seed_iteration(cfg: ModelConfig):

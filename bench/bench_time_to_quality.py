@@ -30,10 +30,10 @@ import torch  # noqa: E402
 from dcgan.config import ModelConfig, RunConfig, TrainConfig, size_defaults  # noqa: E402
 from dcgan.datasets import load_digits  # noqa: E402
 from dcgan.images import make_grid, save_png  # noqa: E402
-from dcgan.loop import Hooks  # noqa: E402
 from dcgan.metrics import Evaluator  # noqa: E402
+from dcgan.runner import Hooks  # noqa: E402
 from dcgan.sampling import latents  # noqa: E402
-from dcgan.train import create_state, fit, generate  # noqa: E402
+from dcgan.torch_engine import create_state, fit, generate  # noqa: E402
 
 
 def parse_recipe(name: str) -> tuple[dict, dict]:

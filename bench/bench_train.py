@@ -61,7 +61,7 @@ import torch  # noqa: E402
 from baseline_pytorch_examples import ExamplesTrainer  # noqa: E402
 from torch import nn  # noqa: E402
 
-from dcgan import train as T  # noqa: E402
+from dcgan import torch_engine as T  # noqa: E402
 from dcgan.config import DataConfig, ModelConfig, RunConfig, TrainConfig  # noqa: E402
 from dcgan.datasets import load_source  # noqa: E402
 from dcgan.sampling import Sampler, auto_batch_size, sample  # noqa: E402

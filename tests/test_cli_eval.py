@@ -15,7 +15,14 @@ from conftest import assert_one_line_error, run_dcgan, tiny_config
 from dcgan.datasets import ImageSet, load_digits
 from dcgan.evaluation import TrainingEval
 from dcgan.metrics import Evaluator
-from dcgan.train import Hooks, create_state, fit, load_state, save_checkpoint, state_to_arrays
+from dcgan.torch_engine import (
+    Hooks,
+    create_state,
+    fit,
+    load_state,
+    save_checkpoint,
+    state_to_arrays,
+)
 
 TINY = ["--g-features", "8", "--d-features", "8", "--latent-dim", "16", "--batch-size", "16"]
 TINY += ["--no-progress"]

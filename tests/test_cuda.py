@@ -17,7 +17,7 @@ from dcgan.config import RunConfig, TrainConfig
 from dcgan.datasets import load_digits
 from dcgan.metrics import compute_metrics
 from dcgan.sampling import latents
-from dcgan.train import Hooks, create_state, device_resident, fit, generate
+from dcgan.torch_engine import Hooks, create_state, device_resident, fit, generate
 
 pytestmark = [
     pytest.mark.cuda,

@@ -18,7 +18,7 @@ from dcgan.datasets import load_digits
 from dcgan.images import make_grid, save_png
 from dcgan.metrics import compute_metrics
 from dcgan.sampling import latents
-from dcgan.train import create_state, fit, generate
+from dcgan.torch_engine import create_state, fit, generate
 from digit_judge import judge, train_judge
 
 STEPS = 1200

@@ -33,9 +33,7 @@ def test_gradient_penalty_is_zero_for_a_unit_slope_critic():
     w[0, 0] = 1.0  # D(x) = x[0]: gradient norm exactly 1 everywhere
     critic = lambda x: x.flatten(1) @ w.T
     x_real, x_fake = torch.randn(8, 1, 2, 2), torch.randn(8, 1, 2, 2)
-    gp = gradient_penalty(critic, x_real, x_fake, torch.Generator().manual_seed(0))
+    gp = gradient_penalty(critic, x_real, x_fake, torch.rand(8))
     assert gp.abs() < 1e-10
-    gp2 = gradient_penalty(
-        lambda x: 3 * critic(x), x_real, x_fake, torch.Generator().manual_seed(0)
-    )
+    gp2 = gradient_penalty(lambda x: 3 * critic(x), x_real, x_fake, torch.rand(8))
     torch.testing.assert_close(gp2, torch.tensor(4.0))

@@ -16,8 +16,8 @@ from dcgan.sampling import (
     score,
     slerp,
 )
+from dcgan.torch_engine import create_state, fit, generate, save_checkpoint
 from dcgan.tracking import Run
-from dcgan.train import create_state, fit, generate, save_checkpoint
 
 CPU = torch.device("cpu")
 

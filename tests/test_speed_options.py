@@ -14,7 +14,7 @@ import torch
 from conftest import tiny_config
 from dcgan.config import RunConfig
 from dcgan.errors import UsageError
-from dcgan.train import Hooks, create_state, fit, load_state, save_checkpoint
+from dcgan.torch_engine import Hooks, create_state, fit, load_state, save_checkpoint
 
 CPU = torch.device("cpu")
 

@@ -138,7 +138,7 @@ def test_split_and_sizes():
 
 def test_exact_resume_on_a_memory_mapped_set(image_folder, tmp_path):
     torch = pytest.importorskip("torch")
-    from dcgan import train as training
+    from dcgan import torch_engine as training
     from dcgan.folders import load_folder
 
     data = load_folder(image_folder, 28, channels=1, cache_dir=tmp_path / "c")

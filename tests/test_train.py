@@ -4,7 +4,7 @@ import torch
 
 from conftest import tiny_config
 from dcgan.datasets import ImageSet, load_digits
-from dcgan.train import (
+from dcgan.torch_engine import (
     Hooks,
     create_state,
     fit,
@@ -121,7 +121,7 @@ def test_ema_update():
 
 
 def test_ema_warms_up_then_holds_its_decay():
-    from dcgan.loop import ema_decay
+    from dcgan.runner import ema_decay
 
     assert ema_decay(0, 0.999) == pytest.approx(0.1)  # the first update nearly copies G
     assert ema_decay(90, 0.999) == pytest.approx(0.91)
@@ -132,7 +132,7 @@ def test_ema_warms_up_then_holds_its_decay():
 
 
 def test_a_set_is_copied_to_the_device_in_blocks(tmp_path):
-    from dcgan.train import copy_to_device, device_resident
+    from dcgan.torch_engine import copy_to_device, device_resident
 
     images = np.lib.format.open_memmap(
         tmp_path / "x.npy", mode="w+", dtype=np.uint8, shape=(21, 1, 4, 4)

@@ -91,6 +91,24 @@ def read_checkpoint(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     return arrays, meta
 
 
+def read_meta(path: Path) -> dict[str, Any]:
+    """A checkpoint's JSON metadata alone (the header: no tensors are read)."""
+    path = Path(path)
+    try:
+        meta = json.loads(_read_metadata(path)["dcgan"])
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint {path} does not exist") from None
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(
+            f"checkpoint {path} is corrupt or not a dcgan checkpoint ({e})"
+        ) from None
+    if not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(
+            f"checkpoint {path} is not a dcgan checkpoint of format {CHECKPOINT_FORMAT}"
+        )
+    return meta
+
+
 def _read_metadata(path: Path) -> dict[str, str]:
     """The safetensors header's __metadata__ (the first 8 bytes give the header's length)."""
     with open(path, "rb") as f:

@@ -14,6 +14,8 @@ from .errors import UsageError
 
 SCHEMA_VERSION = 1
 LOSSES = ("bce", "lsgan", "hinge", "wgan-gp")
+PENALTY_LOSSES = ("wgan-gp",)  # losses whose D step adds a gradient penalty on interpolates
+DIVERGENCE_ACTIONS = ("rollback", "stop")
 MODEL_KINDS = ("dcgan", "mlp")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DCGAN_SIZES = (28, 32, 64, 128)
@@ -95,11 +97,18 @@ class TrainConfig:
     precision: str = "fp32"
     channels_last: bool = True  # NHWC activations: 1.1-1.35x on CPU (oneDNN); not on MPS
     compile: bool = False  # torch.compile G and D: a long first step, then faster ones
+    # non-finite losses: roll back to the newest checkpoint with half the learning rates (at most
+    # max_rollbacks times), or stop with the last good checkpoint kept
+    on_divergence: str = "rollback"
+    max_rollbacks: int = 2
 
     def validate(self) -> None:
         _choice("loss", self.loss, LOSSES)
         _choice("engine", self.engine, ENGINES)
         _choice("precision", self.precision, PRECISIONS)
+        _choice("on-divergence", self.on_divergence, DIVERGENCE_ACTIONS)
+        if not isinstance(self.max_rollbacks, int) or self.max_rollbacks < 0:
+            raise UsageError(f"max_rollbacks must be 0 or more, got {self.max_rollbacks}")
         if self.engine == "numpy" and (self.precision != "fp32" or self.compile):
             raise UsageError("--precision bf16 and --compile need the torch engine")
         if self.engine == "numpy" and self.loss == "wgan-gp":

@@ -20,7 +20,7 @@ from . import draw
 from .config import RunConfig
 from .metrics import METRICS, Evaluator, cheap_metric_names, is_better, parse_metric_names
 from .sampling import auto_batch_size, latents
-from .train import TrainState, generate, state_to_arrays
+from .torch_engine import TrainState, generate, state_to_arrays
 
 METRICS_FILE = "metrics.jsonl"
 # The eval latents are their own stream (draw.EVAL), drawn once on the CPU: every evaluation of a
@@ -36,6 +36,17 @@ def training_metric_names(config: RunConfig) -> tuple[str, ...]:
     """The names `--eval-metrics` chose (validated), or the defaults for the data."""
     text = config.train.eval_metrics
     return parse_metric_names(text) if text else default_metric_names(config)
+
+
+def training_evaluator(config: RunConfig, data, device, cache_dir=None) -> Evaluator:
+    """The Evaluator of a run's `eval_every` evaluations, on its training data."""
+    return Evaluator(
+        data,
+        training_metric_names(config),
+        cache_dir=cache_dir,
+        device=str(device),
+        progress=None,  # a nested bar would fight the training bar
+    )
 
 
 class TrainingEval:

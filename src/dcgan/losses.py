@@ -58,7 +58,8 @@ class GANLoss:
 
 LOSSES: dict[str, GANLoss] = {
     "bce": GANLoss("bce", _bce_d, _bce_g),
-    "lsgan": GANLoss("lsgan", _lsgan_d, _lsgan_g),
+    # least squares: D's output itself is the score (targets 0 and 1), not a logit
+    "lsgan": GANLoss("lsgan", _lsgan_d, _lsgan_g, probabilities=False),
     "hinge": GANLoss("hinge", _hinge_d, _wasserstein_g, probabilities=False),
     "wgan-gp": GANLoss(
         "wgan-gp",
@@ -71,11 +72,10 @@ LOSSES: dict[str, GANLoss] = {
 }
 
 
-def gradient_penalty(
-    discriminator, x_real: Tensor, x_fake: Tensor, generator: torch.Generator
-) -> Tensor:
-    """Gulrajani et al. 2017: E[(|grad_x D(x_hat)|_2 - 1)^2] on random interpolates x_hat."""
-    alpha = torch.rand(x_real.shape[0], 1, 1, 1, device=x_real.device, generator=generator)
+def gradient_penalty(discriminator, x_real: Tensor, x_fake: Tensor, alpha: Tensor) -> Tensor:
+    """Gulrajani et al. 2017: E[(|grad_x D(x_hat)|_2 - 1)^2] on the interpolates
+    x_hat = alpha x_real + (1 - alpha) x_fake, alpha (N,) in [0, 1) drawn by the caller."""
+    alpha = alpha.view(-1, 1, 1, 1)
     x_hat = (alpha * x_real + (1 - alpha) * x_fake).requires_grad_(True)
     (grad,) = torch.autograd.grad(discriminator(x_hat).sum(), x_hat, create_graph=True)
     return (grad.flatten(1).norm(2, dim=1) - 1).pow(2).mean()

@@ -21,7 +21,7 @@ from .config import ModelConfig, RunConfig
 from .draw import keep_best, nice_candidates
 from .errors import CheckpointError, UsageError
 from .models import build_models
-from .train import generate
+from .torch_engine import generate
 
 
 @dataclass

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -151,7 +152,7 @@ class ProgressBar:
         )
 
     def write(self, message: str) -> None:
-        self.bar.write(message)
+        self.bar.write(message, file=sys.stderr)
 
     def close(self) -> None:
         self.bar.close()

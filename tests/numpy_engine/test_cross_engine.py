@@ -14,7 +14,7 @@ torch = pytest.importorskip("torch")
 
 from conftest import run_dcgan, tiny_config  # noqa: E402
 from dcgan import sampling as torch_sampling  # noqa: E402
-from dcgan import train as torch_train  # noqa: E402
+from dcgan import torch_engine as torch_train  # noqa: E402
 from dcgan.checkpoint import read_checkpoint  # noqa: E402
 from dcgan.config import ModelConfig  # noqa: E402
 from dcgan.datasets import ImageSet, load_digits  # noqa: E402

@@ -75,7 +75,7 @@ def run(args) -> int:
     from ..evaluation import append_metrics, default_metric_names, eval_record
     from ..metrics import METRICS, Evaluator
     from ..sampling import load_sampler
-    from ..train import resolve_device
+    from ..torch_engine import resolve_device
 
     device = resolve_device(args.device)
     path = find_checkpoint(args.run, args.checkpoint)
@@ -146,7 +146,7 @@ def _generate(sampler, num: int, seed: int, batch_size: int | None, progress: bo
     import numpy as np
 
     from ..sampling import auto_batch_size, latents
-    from ..train import generate
+    from ..torch_engine import generate
 
     batch = batch_size or auto_batch_size(sampler.device, sampler.model.image_size)
     z = latents(num, sampler.model.latent_dim, seed)
@@ -185,7 +185,7 @@ def _bar(args, what: str, unit: str = "img"):
 
 
 # ---------------------------------------------------------------------------------------------
-# `dcgan train --eval-every`: the options and hook live here so train.py only wires them in
+# `dcgan train --eval-every`: the options live here so cli/train.py only wires them in
 
 
 def add_train_options(p, t0) -> None:
@@ -227,39 +227,3 @@ def eval_metrics_option(args, source: str) -> str:
     if "fid" in names and (args.eval_num or 0) < MIN_FID_SAMPLES:
         raise UsageError(f"--eval-metrics fid needs --eval-num >= {MIN_FID_SAMPLES}")
     return ",".join(names)
-
-
-def training_evaluator(config, data, args, device):
-    """The run's Evaluator, built before training starts so a missing Inception weights file
-    fails at once, not after an hour (None when --eval-every is off)."""
-    from ..evaluation import training_metric_names
-    from ..metrics import Evaluator
-
-    if not config.train.eval_every:
-        return None
-    return Evaluator(
-        data,
-        training_metric_names(config),
-        cache_dir=args.cache_dir,
-        device=str(device),
-        progress=None,  # a nested bar would fight the training bar
-    )
-
-
-def training_hook(evaluator, config, run, device):
-    """`Hooks.evaluate`: scores, appends an "eval" line to stats.jsonl and says so above the bar."""
-    from tqdm import tqdm
-
-    from ..evaluation import TrainingEval
-
-    def report(record: dict, improved: bool) -> None:
-        run.append_stats(record)
-        shown = ", ".join(
-            f"{k} {_fmt(v)}"
-            for k, v in record.items()
-            if k not in ("step", "eval", "eval_seconds") and not k.startswith("swd_")
-        )
-        best = " (best so far)" if improved else ""
-        tqdm.write(f"eval at step {record['step']}: {shown}{best}", file=sys.stderr)
-
-    return TrainingEval(evaluator, config, run.path, device, report)

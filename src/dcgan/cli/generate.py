@@ -67,7 +67,7 @@ def run(args) -> int:
         from ..numpy_engine.train import resolve_device
     else:
         from ..sampling import load_sampler, nice, sample
-        from ..train import resolve_device
+        from ..torch_engine import resolve_device
 
     modes = [m for m in ("interpolate", "nice", "arithmetic") if getattr(args, m) is not None]
     if len(modes) > 1:

@@ -1,19 +1,17 @@
-"""`dcgan train`: build or resume a run, load its data, train with a progress bar, and save
-checkpoints on cadence, at the end and on SIGINT/SIGTERM."""
+"""`dcgan train`: parse and validate the options, then call `dcgan.runner.train` (which creates
+or resumes the run, trains, and saves on cadence, at the end and on SIGINT/SIGTERM) with a
+progress bar as its callbacks."""
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
-import signal
 import sys
-import time
 from pathlib import Path
 
-from ..checkpoint import find_checkpoint
 from ..config import (
     DEVICES,
+    DIVERGENCE_ACTIONS,
     ENGINES,
     LOSSES,
     MODEL_KINDS,
@@ -24,9 +22,11 @@ from ..config import (
     TrainConfig,
     size_defaults,
 )
+from ..draw import check_seed
 from ..errors import UsageError
+from ..runner import RESUMABLE, Callbacks
 from . import positive_float, positive_int
-from .eval import add_train_options, eval_metrics_option, training_evaluator, training_hook
+from .eval import add_train_options, eval_metrics_option
 
 # Training flags that belong to the run's config: None means "not given" (the config default, or
 # on --resume the run's own value). Only the length and the engine may change on resume.
@@ -38,6 +38,7 @@ _RESUMABLE = {
     "precision",
     "channels_last",
     "compile",
+    "on_divergence",
     "progress",
     "runs_dir",
     "cache_dir",
@@ -115,6 +116,12 @@ def register(sub) -> None:
         "--keep", type=positive_int, help=f"checkpoints kept (default {t0.keep_checkpoints})"
     )
     add_train_options(p, t0)
+    p.add_argument(
+        "--on-divergence",
+        choices=DIVERGENCE_ACTIONS,
+        help="when a loss becomes NaN or infinite: rollback (default: back to the newest "
+        "checkpoint with half the learning rates, at most twice) or stop",
+    )
     p.add_argument("--device", choices=DEVICES, help="where to train (default auto)")
     p.add_argument(
         "--engine",
@@ -200,6 +207,7 @@ def _config_from_args(args) -> RunConfig:
         channels_last=pick(args.channels_last, t0.channels_last),
         compile=pick(args.compile, t0.compile),
         eval_num=pick(args.eval_num, t0.eval_num),
+        on_divergence=args.on_divergence or t0.on_divergence,
     )
     config = RunConfig(
         model=model,
@@ -215,11 +223,12 @@ def _config_from_args(args) -> RunConfig:
 
 
 def run(args) -> int:
-    from ..checkpoint import read_run_config
-    from ..datasets import load_source
-    from ..tracking import ProgressBar, Run
-    from .data import describe, download_bar
+    from ..runner import train
+    from .data import download_bar
 
+    if args.seed is not None:
+        check_seed(args.seed)
+    changes = None
     if args.resume is not None:
         given = [
             k
@@ -232,139 +241,78 @@ def run(args) -> int:
                 f"{flags} cannot change on --resume; only --epochs/--steps/--device/--engine "
                 "and the speed options can"
             )
-    engine = args.engine
-    if engine is None and args.resume is not None:
-        engine = read_run_config(args.resume).train.engine
-    training = _engine_module(engine or TrainConfig().engine)
-    device = training.resolve_device(args.device or "auto")
-    if str(device) == "cpu":  # far fewer page faults per step (bench/README.md, training speed)
-        from ..perf import tune_malloc
-
-        tune_malloc()
-    if args.resume is not None:
-        run = Run.open(args.resume)
-        path = find_checkpoint(run.path)
-        state = training.load_state(path, device)
-        config = _extend(state.config, args)
-        if config.train != state.config.train:  # rebuilt: a new layout or compile takes effect
-            state = training.load_state(path, device, config)
-        state.config = config
-        run.update_config(config)
-        run.truncate_stats(state.step)
-    else:
-        config = _config_from_args(args)
-    data = load_source(
-        config.data.source,
-        config.model.image_size,
-        config.data.channels,
-        args.cache_dir,
-        _bar(args, "decoding"),
-        data_dir=args.data_dir or config.data.data_dir,
-        split=config.data.split,
-        on_bytes=download_bar(args.progress),
+        changes = {k: getattr(args, k) for k in RESUMABLE if getattr(args, k) is not None}
+    config = _config_from_args(args) if args.resume is None else None
+    progress = _Progress(args.progress)
+    result = train(
+        config,
+        resume=args.resume,
+        changes=changes,
+        runs_dir=args.runs_dir,
+        name=args.name,
+        device=args.device or "auto",
+        cache_dir=args.cache_dir,
+        data_dir=args.data_dir,
+        callbacks=progress,
+        decode_progress=_bar(args, "decoding"),
+        download_progress=download_bar(args.progress),
     )
-    print(describe(data), file=sys.stderr)
-    # built now so a missing weights file fails at once, not mid-run
-    evaluator = training_evaluator(config, data, args, device) if config.train.eval_every else None
-    if args.resume is None:
-        channels = data.images.shape[1]
-        config = RunConfig(
-            model=_replace(config.model, channels=channels), data=config.data, train=config.train
-        )
-        default = f"{_slug(data.name)}-{config.model.kind}{config.model.image_size}"
-        run = Run.create(args.runs_dir, args.name, config, default)
-        run.save_real(data.images[:64])
-        state = training.create_state(config, device)
-    elif data.images.shape[1] != config.model.channels:
-        raise UsageError(
-            f"the data now has {data.images.shape[1]} channels but the run was trained on {config.model.channels}"
-        )
-
-    end = training.total_steps(config, len(data))
-    if state.step >= end:
-        print(
-            f"run {run.path} is already at step {state.step} of {end}; pass a larger --epochs or --steps to continue",
-            file=sys.stderr,
-        )
+    if result.status == "up-to-date":
         return 0
-    bar = ProgressBar(end, state.step, enabled=args.progress)
-    stop = _StopFlag()
-    evaluate = training_hook(evaluator, config, run, device) if evaluator else None
-    hooks = training.Hooks(
-        on_log=lambda r: (run.append_stats(r), bar.show(r)),
-        on_samples=run.save_samples,
-        on_checkpoint=lambda s: training.save_checkpoint(
-            s, run.path, config.train.keep_checkpoints
-        ),
-        on_progress=bar.update_to,
-        should_stop=stop,
-        evaluate=evaluate,
-        eval_every=config.train.eval_every,
-    )
-    started = time.perf_counter()
-    with stop.installed():
-        result = training.fit(state, data, hooks)
-        if evaluate and result == "done" and state.step % config.train.eval_every:
-            evaluate(state)  # the final weights are a candidate for best too
-        training.save_checkpoint(state, run.path, config.train.keep_checkpoints)
-    bar.close()
-    run.write_gif()
-    took = time.perf_counter() - started
-    if result == "stopped":
+    if result.status == "stopped":
         print(
-            f"stopped at step {state.step} of {end} ({stop.signal_name}); checkpoint saved. "
-            f"Resume with: dcgan train --resume {run.path}",
+            f"stopped at step {result.step} of {result.total_steps} ({result.signal_name}); "
+            f"checkpoint saved. Resume with: dcgan train --resume {result.run_dir}",
             file=sys.stderr,
         )
-        return 130 if stop.signal_name == "SIGINT" else 143
+        return 130 if result.signal_name == "SIGINT" else 143
     print(
-        f"done: {state.step} steps in {took:.0f} s. Samples: {run.path / 'samples'}, {run.path / 'progress.gif'}. "
-        f"Generate with: dcgan generate {run.path} --num 64 --grid",
+        f"done: {result.step} steps in {result.seconds:.0f} s. Samples: "
+        f"{result.run_dir / 'samples'}, {result.run_dir / 'progress.gif'}. "
+        f"Generate with: dcgan generate {result.run_dir} --num 64 --grid",
         file=sys.stderr,
     )
     return 0
 
 
-def _engine_module(engine: str):
-    """dcgan.train or dcgan.numpy_engine.train: the same functions, imported lazily (the numpy
-    engine's path never imports torch)."""
-    if engine == "numpy":
-        from ..numpy_engine import train as numpy_training
+class _Progress(Callbacks):
+    """The training callbacks of the command line: a progress bar on stderr, notes above it."""
 
-        return numpy_training
-    from .. import train as torch_training
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.bar = None
 
-    return torch_training
+    def started(self, run_dir, config, data, step, end):
+        from ..tracking import ProgressBar
+        from .data import describe
 
+        print(describe(data), file=sys.stderr)
+        self.bar = ProgressBar(end, step, enabled=self.enabled)
 
-def _extend(config: RunConfig, args) -> RunConfig:
-    """On resume, --epochs/--steps may lengthen the run and --engine switch it; nothing else."""
-    if args.engine is not None and args.engine != config.train.engine:
-        train = _replace(config.train, engine=args.engine)
-        config = RunConfig(model=config.model, data=config.data, train=train).validate()
-    speed = {k: getattr(args, k) for k in ("precision", "channels_last", "compile")}
-    speed = {k: v for k, v in speed.items() if v is not None}
-    if speed:  # speed options may change on resume (bf16 changes the numerics, not the model)
-        train = _replace(config.train, **speed)
-        config = RunConfig(model=config.model, data=config.data, train=train).validate()
-    if args.epochs is None and args.steps is None:
-        return config
-    steps = (
-        args.steps
-        if args.steps is not None
-        else (None if args.epochs is not None else config.train.steps)
-    )
-    epochs = args.epochs if args.epochs is not None else config.train.epochs
-    train = _replace(config.train, steps=steps, epochs=epochs)
-    return RunConfig(model=config.model, data=config.data, train=train).validate()
+    def progress(self, step):
+        self.bar.update_to(step)
 
+    def logged(self, record):
+        self.bar.show(record)
 
-def _replace(obj, **changes):
-    return dataclasses.replace(obj, **changes)
+    def evaluated(self, record, improved):
+        shown = ", ".join(
+            f"{k} {v:.4g}"
+            for k, v in record.items()
+            if k not in ("step", "eval", "eval_seconds") and not k.startswith("swd_")
+        )
+        best = " (best so far)" if improved else ""
+        self.message(f"eval at step {record['step']}: {shown}{best}")
 
+    def message(self, text):
+        if self.bar is not None:
+            self.bar.write(text)
+        else:
+            print(text, file=sys.stderr)
 
-def _slug(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)[:40] or "data"
+    def finished(self, result):
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _bar(args, what: str):
@@ -373,28 +321,3 @@ def _bar(args, what: str):
     from tqdm import tqdm
 
     return lambda it: tqdm(it, desc=what, unit="img", leave=False)
-
-
-class _StopFlag:
-    """Turns SIGINT/SIGTERM into a flag the training loop polls, so it can save and exit cleanly.
-    A second signal stops at once (the checkpoint files are atomic, so nothing is corrupted)."""
-
-    def __init__(self):
-        self.signal_name: str | None = None
-
-    def __call__(self) -> bool:
-        return self.signal_name is not None
-
-    def _handle(self, signum, frame):
-        if self.signal_name is not None:
-            raise KeyboardInterrupt
-        self.signal_name = signal.Signals(signum).name
-
-    @contextlib.contextmanager
-    def installed(self):
-        previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for s, handler in previous.items():
-                signal.signal(s, handler)

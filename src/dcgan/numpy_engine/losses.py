@@ -66,7 +66,7 @@ class GANLoss:
 
 LOSSES: dict[str, GANLoss] = {
     "bce": GANLoss("bce", _bce_real, _bce_fake, _bce_real),
-    "lsgan": GANLoss("lsgan", _lsgan(1), _lsgan(0), _lsgan(1)),
+    "lsgan": GANLoss("lsgan", _lsgan(1), _lsgan(0), _lsgan(1), probabilities=False),
     "hinge": GANLoss("hinge", _hinge(-1), _hinge(1), _wasserstein_g, probabilities=False),
 }
 

@@ -8,7 +8,6 @@ engine can resume the other's checkpoint.
 
 from __future__ import annotations
 
-import random
 from typing import Any
 
 import numpy as np
@@ -77,15 +76,12 @@ def optimizer_from_arrays(
 
 
 # ---------------------------------------------------------------------------------------------
-# the whole train state (the layout of dcgan.train.state_to_arrays)
+# the whole train state (the layout of dcgan.torch_engine.state_to_arrays)
 
 
 def state_to_arrays(state) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """A numpy-engine TrainState as the checkpoint's named arrays and JSON metadata.
-
-    The torch engine's "rng.torch"/"rng.noise" arrays are absent: this engine's z stream is a
-    NumPy Generator, kept as JSON in meta["rng"]["numpy_engine"].
-    """
+    """A numpy-engine TrainState as the checkpoint's named arrays and JSON metadata (no RNG
+    state: the runner draws every random number from (seed, step, critic))."""
     arrays = {
         **model_to_arrays("generator", state.generator),
         **model_to_arrays("discriminator", state.discriminator),
@@ -96,19 +92,13 @@ def state_to_arrays(state) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     for prefix, opt in (("opt_g", state.opt_g), ("opt_d", state.opt_d)):
         opt_arrays, optimizers[prefix] = optimizer_to_arrays(prefix, opt)
         arrays |= opt_arrays
-    np_state = np.random.get_state()
     meta = {
         "step": state.step,
         "epoch": state.step * state.config.train.n_critic // state.extra.get("steps_per_epoch", 1),
         "elapsed": state.elapsed,
         "config": state.config.to_dict(),
         "optimizers": optimizers,
-        "rng": {
-            # the global generators as the torch engine stores them, so it can resume this file
-            "python": _jsonable(random.getstate()),
-            "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],
-            "numpy_engine": state.noise.bit_generator.state,
-        },
+        "world_size": 1,
         "extra": state.extra,
     }
     return arrays, meta
@@ -117,8 +107,8 @@ def state_to_arrays(state) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
 def restore_state(state, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
     """Load a checkpoint of either engine into a state built from the same config.
 
-    A torch-engine checkpoint continues from its weights and Adam moments; its z stream (a torch
-    generator) cannot carry over, so the noise is reseeded from (seed, step).
+    Both engines' files hold the same tensors and metadata; RNG states of older checkpoints
+    are ignored (training draws are functions of (seed, step, critic)).
     """
     modules = {"generator": state.generator, "discriminator": state.discriminator}
     if state.generator_ema is not None:
@@ -129,12 +119,6 @@ def restore_state(state, arrays: dict[str, np.ndarray], meta: dict[str, Any]) ->
         for prefix, opt in (("opt_g", state.opt_g), ("opt_d", state.opt_d)):
             optimizer_from_arrays(opt, arrays, meta["optimizers"][prefix], prefix)
         step = int(meta["step"])
-        saved = meta.get("rng", {}).get("numpy_engine")
-        if saved is not None:
-            state.noise.bit_generator.state = saved
-        else:
-            seed = (state.config.train.seed + 1) & (2**64 - 1)
-            state.noise = np.random.default_rng([seed, step])
     except (KeyError, ValueError, TypeError) as e:
         raise CheckpointError(
             f"checkpoint does not match this model ({str(e).splitlines()[0]})"
@@ -142,7 +126,3 @@ def restore_state(state, arrays: dict[str, np.ndarray], meta: dict[str, Any]) ->
     state.step = step
     state.elapsed = float(meta.get("elapsed", 0.0))
     state.extra = dict(meta.get("extra", {}))
-
-
-def _jsonable(obj):
-    return [_jsonable(o) for o in obj] if isinstance(obj, (tuple, list)) else obj

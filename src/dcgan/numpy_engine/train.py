@@ -1,9 +1,8 @@
-"""Training with the NumPy engine: the train state, one GAN step, EMA and the `fit` loop.
+"""The NumPy engine: the train state, one GAN step, EMA, and how batches reach the device.
 
-The same names and contract as `dcgan.train` (create_state, fit, Hooks, save_checkpoint,
-load_state, ...), so the CLI drives either engine; the same batch order, cadences, stats keys
-and checkpoint layout. z comes from the state's own NumPy Generator, whose state travels in the
-checkpoint: N steps == N/2 + save + load + N/2, bit for bit. No torch here.
+It implements `dcgan.engines.Engine`, as `dcgan.torch_engine` does, so `dcgan.runner` drives
+either engine with the same batch order, random draws, cadences, stats keys and checkpoint
+layout: N steps == N/2 + save + load + N/2, bit for bit. No torch here.
 """
 
 from __future__ import annotations
@@ -14,21 +13,21 @@ from typing import Any
 import numpy as np
 
 from .. import checkpoint as ckpt
-from .. import draw, loop
+from .. import draw
 from ..config import RunConfig
 from ..datasets import ImageSet
 from ..errors import UsageError
-from ..loop import Hooks, total_steps  # noqa: F401  (the engine interface the CLI uses)
+from ..runner import Hooks, Solo, StepInputs, ema_decay
 from .backend import get_xp, to_numpy
 from .losses import LOSSES, sigmoid
 from .models import Discriminator, Generator, build_models
 from .optim import Adam
 from .serialize import restore_state, state_to_arrays
 
-_SEED_MASK = 2**64 - 1  # NumPy seeds must be non-negative; --seed may be any int
+name = "numpy"
 
 
-def resolve_device(name: str = "auto") -> str:
+def resolve_device(name: str = "auto", group=None) -> str:
     """ "cpu" or "cuda" (CuPy). 'auto' picks cuda when CuPy sees a GPU; the rest is a UsageError."""
     if name == "cpu":
         return "cpu"
@@ -76,7 +75,7 @@ class TrainState:
     generator_ema: Generator | None
     opt_g: Adam
     opt_d: Adam
-    noise: np.random.Generator  # draws every z of training, on the host
+    group: Solo = field(default_factory=Solo)  # one process: the numpy engine has no DDP
     step: int = 0
     elapsed: float = 0.0  # training seconds over all sessions of this run
     extra: dict[str, Any] = field(default_factory=dict)  # JSON-able state of hooks
@@ -91,7 +90,7 @@ class TrainState:
         return self.generator.xp
 
 
-def create_state(config: RunConfig, device: str = "cpu") -> TrainState:
+def create_state(config: RunConfig, device: str = "cpu", group=None) -> TrainState:
     """Fresh models (initialised from the seed), Adams and noise generator for a run.
 
     The initial weights differ from the torch engine's for the same seed (different streams).
@@ -99,9 +98,7 @@ def create_state(config: RunConfig, device: str = "cpu") -> TrainState:
     check_supported(config)
     cfg = config.train
     xp = get_xp(device)
-    generator, discriminator = build_models(
-        config.model, np.random.default_rng(cfg.seed & _SEED_MASK), xp
-    )
+    generator, discriminator = build_models(config.model, np.random.default_rng(cfg.seed), xp)
     ema = None
     if cfg.ema:
         ema = Generator(config.model, xp)
@@ -115,13 +112,7 @@ def create_state(config: RunConfig, device: str = "cpu") -> TrainState:
         generator_ema=ema,
         opt_g=Adam(generator.parameters(), cfg.lr_g, betas),
         opt_d=Adam(discriminator.parameters(), cfg.lr_d, betas),
-        noise=np.random.default_rng((cfg.seed + 1) & _SEED_MASK),
     )
-
-
-def sample_z(state: TrainState, n: int):
-    z = state.noise.standard_normal((n, state.config.model.latent_dim), dtype=np.float32)
-    return state.xp.asarray(z)
 
 
 def to_model_range(batch_uint8):
@@ -129,16 +120,18 @@ def to_model_range(batch_uint8):
     return batch_uint8.astype(np.float32) * np.float32(2.0 / 255.0) - np.float32(1.0)
 
 
-def train_step(state: TrainState, real_batches: list) -> dict[str, Any]:
-    """One generator update after len(real_batches) (= n_critic) discriminator updates.
+def train_step(state: TrainState, inputs: StepInputs) -> dict[str, Any]:
+    """One generator update after len(inputs.reals) (= n_critic) discriminator updates, with the
+    runner's draws (the same z as the torch engine's for the same seed and step).
 
     Returns device scalars (no host sync): loss_d, loss_g, d_real, d_fake.
     """
     loss = LOSSES[state.config.train.loss]
     G, D = state.generator, state.discriminator
+    xp = state.xp
     fake = None
-    for x_real in real_batches:
-        fake = G(sample_z(state, x_real.shape[0]))
+    for k, x_real in enumerate(inputs.reals):
+        fake = G(xp.asarray(inputs.z[k]))
         D.zero_grad()
         # the loss is a real term plus a fake term, so the real batch's backward can run before
         # the fake batch's forward (layers cache one forward); the weights do not move between
@@ -150,8 +143,8 @@ def train_step(state: TrainState, real_batches: list) -> dict[str, Any]:
         D.backward(dlogits)
         state.opt_d.step(D.gradients())
         loss_d = loss_real + loss_fake
-    if len(real_batches) > 1:  # with several critic steps, G gets a fresh fake
-        fake = G(sample_z(state, real_batches[-1].shape[0]))
+    if len(inputs.reals) > 1:  # with several critic steps, G gets a fresh fake
+        fake = G(xp.asarray(inputs.z[-1]))
     # G's layers still hold the caches of the forward that made `fake`
     logits_gen = D(fake)
     loss_g, dlogits = loss.g_loss(logits_gen)
@@ -160,7 +153,7 @@ def train_step(state: TrainState, real_batches: list) -> dict[str, Any]:
     G.backward(dfake)
     state.opt_g.step(G.gradients())
     if state.generator_ema is not None:
-        update_ema(state.generator_ema, G, loop.ema_decay(state.step, state.config.train.ema_decay))
+        update_ema(state.generator_ema, G, ema_decay(state.step, state.config.train.ema_decay))
     score = sigmoid if loss.probabilities else (lambda t: t)
     return {
         "loss_d": loss_d,
@@ -210,28 +203,33 @@ def fixed_noise(config: RunConfig) -> np.ndarray:
     )
 
 
-def fit(state: TrainState, data: ImageSet, hooks: Hooks | None = None) -> str:
-    """Train until the configured length; returns "done" or "stopped" (should_stop said so).
-
-    The caller saves a checkpoint afterwards (the loop also calls hooks.on_checkpoint on cadence).
-    """
+def feeder(state: TrainState, data: ImageSet):
+    """`batch(indices) -> model-range batch` for the runner. Host uint8, often a memory map:
+    each batch gathers only its rows; on a CuPy GPU the set is kept on the device."""
     xp = state.xp
-    images = data.images  # host uint8, often a memory map: each batch gathers only its rows
+    images = data.images
     if xp is not np:
-        images = xp.asarray(np.array(images))  # a set that fits is kept on the GPU
-    z_fixed = fixed_noise(state.config)
+        images = xp.asarray(np.array(images))
 
     def batch(idx: np.ndarray):
         return to_model_range(images[idx] if xp is np else images[xp.asarray(idx)])
 
-    return loop.run(
-        state,
-        len(data),
-        hooks or Hooks(),
-        batch=batch,
-        train_step=train_step,
-        samples=lambda: generate(state.sampler, z_fixed),
-    )
+    return batch
+
+
+def grid(state: TrainState) -> np.ndarray:
+    """The fixed-noise grid of the sampling generator (EMA if any), uint8 (N, C, H, W)."""
+    return generate(state.sampler, fixed_noise(state.config))
+
+
+def fit(state: TrainState, data: ImageSet, hooks: Hooks | None = None) -> str:
+    """Train `state` on `data` to its configured length with the runner's loop (no run
+    directory): "done", or "stopped" when hooks.should_stop() said so."""
+    import sys
+
+    from .. import runner
+
+    return runner.loop(sys.modules[__name__], state, data, hooks or Hooks())
 
 
 def save_checkpoint(state: TrainState, run_dir, keep: int) -> Any:
@@ -239,7 +237,9 @@ def save_checkpoint(state: TrainState, run_dir, keep: int) -> Any:
     return ckpt.save_step_checkpoint(run_dir, state.step, *state_to_arrays(state), keep=keep)
 
 
-def load_state(path, device: str = "cpu", config: RunConfig | None = None) -> TrainState:
+def load_state(
+    path, device: str = "cpu", config: RunConfig | None = None, group=None
+) -> TrainState:
     """Rebuild a train state from a checkpoint of either engine (its own config unless given)."""
     arrays, meta = ckpt.read_checkpoint(path)
     config = config or RunConfig.from_dict(meta["config"])

@@ -1,15 +1,15 @@
-"""Training: the train state, one GAN step, the EMA generator, and a short `fit` loop.
+"""The torch engine: the train state, one GAN step, the EMA generator, checkpoints of the state,
+and how batches reach the device. `dcgan.runner` drives it (see `dcgan.engines.Engine`).
 
-The loop reads top to bottom: take the step's batch (a pure function of seed and step), update D
-then G, then the cadences (log, sample grid, checkpoint, evaluate). Everything that influences
-the next step lives in `TrainState` and round-trips through a checkpoint, so N steps in one go
-equal N/2 + save + load + N/2 bit for bit on CPU.
+Everything that influences the next step lives in `TrainState` and round-trips through a
+checkpoint; every random draw comes from the runner as a function of (seed, step, critic), so N
+steps in one go equal N/2 + save + load + N/2 bit for bit on CPU, and a checkpoint carries no
+device RNG state (it resumes on any device).
 """
 
 from __future__ import annotations
 
 import copy
-import random
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,17 +18,37 @@ import torch
 from torch import nn
 
 from . import checkpoint as ckpt
-from . import draw, loop
+from . import distributed, draw
 from .config import RunConfig
 from .datasets import ImageSet
+from .distributed import ProcessGroup
 from .errors import CheckpointError, UsageError
-from .loop import Hooks, total_steps  # noqa: F401  (the engine interface the CLI uses)
 from .losses import LOSSES, gradient_penalty
 from .models import build_models
+from .runner import Hooks, StepInputs, ema_decay
+
+name = "torch"
 
 
-def resolve_device(name: str = "auto") -> torch.device:
-    """'auto' picks cuda, then mps, then cpu; an explicit device that is absent is a UsageError."""
+def resolve_device(name: str = "auto", group: ProcessGroup | None = None) -> torch.device:
+    """'auto' picks cuda, then mps, then cpu; an explicit device that is absent is a UsageError.
+    Under torchrun each rank takes the GPU cuda:LOCAL_RANK."""
+    device = _resolve(name)
+    if device.type == "cuda" and group is not None and group.world > 1:
+        if group.local_rank >= torch.cuda.device_count():
+            raise UsageError(
+                f"LOCAL_RANK {group.local_rank} has no GPU ({torch.cuda.device_count()} visible)"
+            )
+        return torch.device("cuda", group.local_rank)
+    return device
+
+
+def device_type(name: str = "auto") -> str:
+    """The kind of device `name` resolves to ("cuda", "mps", "cpu"), to pick a backend."""
+    return _resolve(name).type
+
+
+def _resolve(name: str) -> torch.device:
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -48,17 +68,23 @@ def resolve_device(name: str = "auto") -> torch.device:
 class TrainState:
     config: RunConfig
     device: torch.device
-    generator: nn.Module
+    generator: nn.Module  # the plain modules: what checkpoints, sampling and EMA see
     discriminator: nn.Module
     generator_ema: nn.Module | None
     opt_g: torch.optim.Optimizer
     opt_d: torch.optim.Optimizer
-    noise: torch.Generator  # draws every z and GP interpolation weight of training
+    group: ProcessGroup = field(default_factory=ProcessGroup)
     step: int = 0
     elapsed: float = 0.0  # training seconds over all sessions of this run
-    extra: dict[str, Any] = field(
-        default_factory=dict
-    )  # JSON-able state of hooks (e.g. best metric)
+    extra: dict[str, Any] = field(default_factory=dict)  # JSON-able state of hooks (best metric)
+    # what the step calls: DDP wrappers of the modules under torchrun, else the modules
+    g_train: nn.Module | None = None
+    d_train: nn.Module | None = None
+    z_fixed: torch.Tensor | None = None  # the progress grids' latents, made on first use
+
+    def __post_init__(self):
+        self.g_train = self.g_train or self.generator
+        self.d_train = self.d_train or self.discriminator
 
     @property
     def sampler(self) -> nn.Module:
@@ -66,11 +92,18 @@ class TrainState:
         return self.generator_ema if self.generator_ema is not None else self.generator
 
 
-def create_state(config: RunConfig, device: torch.device) -> TrainState:
-    """Fresh models (seeded), optimizers and noise generator for a run."""
+def create_state(
+    config: RunConfig, device: torch.device, group: ProcessGroup | None = None
+) -> TrainState:
+    """Fresh models (seeded: every rank builds the same ones) and optimizers for a run. Under
+    several ranks BatchNorm is synchronised and the modules are wrapped in DDP."""
     cfg = config.train
+    group = group or ProcessGroup()
     torch.manual_seed(cfg.seed)
     generator, discriminator = build_models(config.model)
+    if group.world > 1:
+        generator = distributed.sync_batchnorm(generator, device)
+        discriminator = distributed.sync_batchnorm(discriminator, device)
     generator.to(device)
     discriminator.to(device)
     if _channels_last(cfg, device):  # parameters, so activations, NHWC; state dict keys unchanged
@@ -80,8 +113,12 @@ def create_state(config: RunConfig, device: torch.device) -> TrainState:
     if cfg.compile:  # compiles forward in place: the modules and state dict keys stay the same
         generator.compile()
         discriminator.compile()
-    noise = torch.Generator(device=device)
-    noise.manual_seed(cfg.seed + 1)
+    g_train = d_train = None
+    if group.world > 1:
+        g_train, d_train = (
+            distributed.wrap(generator, device),
+            distributed.wrap(discriminator, device),
+        )
     return TrainState(
         config=config,
         device=device,
@@ -90,7 +127,9 @@ def create_state(config: RunConfig, device: torch.device) -> TrainState:
         generator_ema=ema,
         opt_g=_adam(generator, cfg.lr_g, cfg),
         opt_d=_adam(discriminator, cfg.lr_d, cfg),
-        noise=noise,
+        group=group,
+        g_train=g_train,
+        d_train=d_train,
     )
 
 
@@ -99,53 +138,63 @@ def _adam(module: nn.Module, lr: float, cfg) -> torch.optim.Optimizer:
     return torch.optim.Adam(module.parameters(), lr=lr, betas=(cfg.beta1, cfg.beta2))
 
 
-def sample_z(state: TrainState, n: int) -> torch.Tensor:
-    return torch.randn(n, state.config.model.latent_dim, device=state.device, generator=state.noise)
-
-
 def to_model_range(batch_uint8: torch.Tensor) -> torch.Tensor:
     """uint8 (N, C, H, W) -> float32 in [-1, 1] (the same mapping as images.uint8_to_model)."""
     return batch_uint8.float().mul_(2.0 / 255.0).sub_(1.0)
 
 
-def train_step(state: TrainState, real_batches: list[torch.Tensor]) -> dict[str, torch.Tensor]:
-    """One generator update after len(real_batches) (= n_critic) discriminator updates.
+def train_step(state: TrainState, inputs: StepInputs) -> dict[str, torch.Tensor]:
+    """One generator update after len(inputs.reals) (= n_critic) discriminator updates.
 
-    Returns detached device scalars (no host sync): loss_d, loss_g, d_real, d_fake.
+    `inputs` holds this rank's share of the step's real batches and draws (runner.StepInputs:
+    NumPy arrays, pure functions of seed, step and critic index). Returns detached device scalars
+    (no host sync): loss_d, loss_g, d_real, d_fake.
     """
     cfg = state.config.train
     loss = LOSSES[cfg.loss]
-    G, D = state.generator, state.discriminator
-    fake = None
-    for x_real in real_batches:
+    G, D = state.g_train, state.d_train
+    one_critic = len(inputs.reals) == 1
+    for k, x_real in enumerate(inputs.reals):
         if _channels_last(cfg, state.device):
             x_real = x_real.contiguous(memory_format=torch.channels_last)
+        # with one critic step G's update reuses this fake, so it keeps its graph; critic-only
+        # fakes build none (and a DDP forward without a backward would stall its reducer)
+        with _autocast(state), torch.set_grad_enabled(one_critic):
+            fake = G(_device(inputs.z[k], state))
         with _autocast(state):  # the logits (N,) go back to fp32 for the losses
-            fake = G(sample_z(state, x_real.shape[0]))
             logits_real = D(x_real).float()
             logits_fake = D(fake.detach()).float()
         loss_d = loss.d_loss(logits_real, logits_fake)
         if loss.gradient_penalty:
+            # through the plain module: autograd.grad with create_graph is not DDP's business;
+            # the penalty's parameter gradients join D's in the backward below and are reduced
+            # with them (DDP's hooks fire once per parameter with the summed gradient)
+            alpha = _device(inputs.gp_weights[k], state)
             loss_d = loss_d + cfg.gp_weight * gradient_penalty(
-                D, x_real, fake.detach(), state.noise
+                state.discriminator, x_real, fake.detach(), alpha
             )
         state.opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         state.opt_d.step()
-    if len(real_batches) > 1:  # with several critic steps, G gets a fresh fake
+    if not one_critic:  # with several critic steps, G gets a fresh fake
         with _autocast(state):
-            fake = G(sample_z(state, real_batches[-1].shape[0]))
-    # D's weights get no gradient from G's loss: skip computing it
-    D.requires_grad_(False)
-    with _autocast(state):
-        logits_gen = D(fake).float()
-    loss_g = loss.g_loss(logits_gen)
-    state.opt_g.zero_grad(set_to_none=True)
-    loss_g.backward()
-    state.opt_g.step()
-    D.requires_grad_(True)
+            fake = G(_device(inputs.z[-1], state))
+    # G's loss runs through the plain D with its weights frozen: D gets no gradient from it, and
+    # a forward through the DDP wrapper would arm D's reducer for gradients that never come
+    # (the next D step would then fail). The BatchNorm inside is still synchronised.
+    D_plain = state.discriminator
+    D_plain.requires_grad_(False)
+    try:
+        with _autocast(state):
+            logits_gen = D_plain(fake).float()
+        loss_g = loss.g_loss(logits_gen)
+        state.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        state.opt_g.step()
+    finally:  # an error (e.g. a lost rank) must not leave D frozen for whoever catches it
+        D_plain.requires_grad_(True)
     if state.generator_ema is not None:
-        update_ema(state.generator_ema, G, loop.ema_decay(state.step, cfg.ema_decay))
+        update_ema(state.generator_ema, state.generator, ema_decay(state.step, cfg.ema_decay))
     score = torch.sigmoid if loss.probabilities else (lambda t: t)
     return {
         "loss_d": loss_d.detach(),
@@ -153,6 +202,10 @@ def train_step(state: TrainState, real_batches: list[torch.Tensor]) -> dict[str,
         "d_real": score(logits_real.detach()).mean(),
         "d_fake": score(logits_fake.detach()).mean(),
     }
+
+
+def _device(array: np.ndarray, state: TrainState) -> torch.Tensor:
+    return torch.from_numpy(array).to(state.device, non_blocking=True)
 
 
 def _channels_last(cfg, device: torch.device) -> bool:
@@ -218,19 +271,13 @@ def state_to_arrays(state: TrainState) -> tuple[dict[str, np.ndarray], dict[str,
                 else:
                     arrays[f"{prefix}.{names[index]}.{slot}"] = t.detach().cpu().numpy()
         optimizers[prefix] = {"param_groups": sd["param_groups"], "steps": steps}
-    arrays["rng.torch"] = torch.get_rng_state().numpy()
-    arrays["rng.noise"] = state.noise.get_state().cpu().numpy()
-    np_state = np.random.get_state()
     meta = {
         "step": state.step,
         "epoch": state.step * state.config.train.n_critic // _spe(state),
         "elapsed": state.elapsed,
         "config": state.config.to_dict(),
         "optimizers": optimizers,
-        "rng": {
-            "python": _jsonable(random.getstate()),
-            "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],
-        },
+        "world_size": state.group.world,
         "extra": state.extra,
     }
     return arrays, meta
@@ -262,31 +309,15 @@ def restore_state(state: TrainState, arrays: dict[str, np.ndarray], meta: dict[s
                 {**g, "betas": tuple(g["betas"])} for g in saved["param_groups"]
             ]  # JSON made it a list
             opt.load_state_dict({"state": opt_state, "param_groups": groups})
-        if "rng.noise" in arrays:
-            torch.set_rng_state(torch.from_numpy(arrays["rng.torch"].copy()))
-            state.noise.set_state(
-                torch.from_numpy(arrays["rng.noise"].copy()).to(state.noise.device)
-            )
-        else:  # a numpy-engine checkpoint: its z stream (a NumPy Generator) cannot carry over
-            state.noise.manual_seed(state.config.train.seed + 1 + int(meta["step"]))
     except (KeyError, RuntimeError, ValueError) as e:
         raise CheckpointError(
             f"checkpoint does not match this model ({str(e).splitlines()[0]})"
         ) from None
-    rng = meta["rng"]
-    random.setstate(_tupled(rng["python"]))
-    np.random.set_state((rng["numpy"][0], np.array(rng["numpy"][1], np.uint32), *rng["numpy"][2:]))
+    # checkpoints of earlier versions also hold "rng.*" arrays and meta["rng"]: training draws
+    # no longer come from a generator state, so they are ignored
     state.step = int(meta["step"])
     state.elapsed = float(meta.get("elapsed", 0.0))
     state.extra = dict(meta.get("extra", {}))
-
-
-def _jsonable(obj):
-    return [_jsonable(o) for o in obj] if isinstance(obj, (tuple, list)) else obj
-
-
-def _tupled(obj):
-    return tuple(_tupled(o) for o in obj) if isinstance(obj, list) else obj
 
 
 def _spe(state: TrainState) -> int:
@@ -298,32 +329,42 @@ def _spe(state: TrainState) -> int:
 
 
 def fixed_noise(config: RunConfig, device: torch.device) -> torch.Tensor:
-    """The fixed latents of the progress grids: a function of the seed alone."""
+    """The fixed latents of the progress grids (draw.GRID): a function of the seed alone."""
     z = draw.latents(
         config.train.sample_count, config.model.latent_dim, config.train.seed, draw.GRID
     )
     return torch.from_numpy(z).to(device)
 
 
-def fit(state: TrainState, data: ImageSet, hooks: Hooks | None = None) -> str:
-    """Train until the configured length; returns "done" or "stopped" (should_stop said so).
-
-    The caller saves a checkpoint afterwards (the loop also calls hooks.on_checkpoint on cadence).
-    """
-    # uint8, often a read-only memory map of the prepared cache: on CPU each batch is gathered
-    # from it (only the touched pages are read); a set that fits is kept on the device instead
+def feeder(state: TrainState, data: ImageSet):
+    """`batch(indices) -> model-range batch on the device` for the runner. uint8 images, often a
+    read-only memory map of the prepared cache: on CPU each batch is gathered from it (only the
+    touched pages are read); a set that fits is kept on the device instead."""
     images = data.images
     if device_resident(images.nbytes, state.device):
         images = copy_to_device(images, state.device)
-    z_fixed = fixed_noise(state.config, state.device)
-    return loop.run(
-        state,
-        len(data),
-        hooks or Hooks(),
-        batch=lambda idx: to_model_range(_gather(images, idx, state.device)),
-        train_step=train_step,
-        samples=lambda: generate(state.sampler, z_fixed),
-    )
+    return lambda idx: to_model_range(_gather(images, idx, state.device))
+
+
+def grid(state: TrainState) -> np.ndarray:
+    """The fixed-noise grid's images from the sampling generator, uint8 (N, C, H, W)."""
+    if state.z_fixed is None:
+        state.z_fixed = fixed_noise(state.config, state.device)
+    return generate(state.sampler, state.z_fixed)
+
+
+def fit(state: TrainState, data: ImageSet, hooks: Hooks | None = None) -> str:
+    """Train `state` on `data` to its configured length with the runner's loop (no run
+    directory): "done", or "stopped" when hooks.should_stop() said so."""
+    from . import runner
+
+    return runner.loop(_this_engine(), state, data, hooks or Hooks())
+
+
+def _this_engine():
+    import sys
+
+    return sys.modules[__name__]
 
 
 def device_resident(nbytes: int, device: torch.device) -> bool:
@@ -363,10 +404,13 @@ def save_checkpoint(state: TrainState, run_dir, keep: int) -> Any:
     return ckpt.save_step_checkpoint(run_dir, state.step, *state_to_arrays(state), keep=keep)
 
 
-def load_state(path, device: torch.device, config: RunConfig | None = None) -> TrainState:
-    """Rebuild a train state from a checkpoint file (its own config unless one is given)."""
+def load_state(
+    path, device: torch.device, config: RunConfig | None = None, group: ProcessGroup | None = None
+) -> TrainState:
+    """Rebuild a train state from a checkpoint file of either engine (its own config unless one
+    is given); under torchrun every rank loads the same file."""
     arrays, meta = ckpt.read_checkpoint(path)
     config = config or RunConfig.from_dict(meta["config"])
-    state = create_state(config, device)
+    state = create_state(config, device, group)
     restore_state(state, arrays, meta)
     return state
