@@ -140,8 +140,11 @@ def _collective(fn, *args, **kwargs):
 
 
 def _first_line(e: BaseException) -> str:
+    import re
+
     lines = [line for line in str(e).splitlines() if line.strip()]
-    return (lines[0] if lines else type(e).__name__)[:200]
+    text = re.sub(r"\[[^\]]*\.(?:cc|cpp|h):\d+\]\s*", "", lines[0] if lines else type(e).__name__)
+    return text.split(". This is typically")[0][:160]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -161,8 +164,7 @@ class GlobalBatchNorm(nn.BatchNorm2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.training and dist.is_initialized() and dist.get_world_size() > 1):
             return super().forward(x)
-        from torch.distributed.nn.functional import all_reduce
-
+        all_reduce = _AllReduceSum.apply
         world = dist.get_world_size()
         count = x.shape[0] * x.shape[2] * x.shape[3] * world
         mean = all_reduce(x.sum(dim=(0, 2, 3))) / count
@@ -179,6 +181,23 @@ class GlobalBatchNorm(nn.BatchNorm2d):
             self.running_var.lerp_(var.detach() * count / max(count - 1, 1), m)
         scale = self.weight * torch.rsqrt(var + self.eps)
         return centred * scale[None, :, None, None] + self.bias[None, :, None, None]
+
+
+class _AllReduceSum(torch.autograd.Function):
+    """A differentiable sum over the ranks: every rank's output depends on every rank's input,
+    so the gradient of the local input is the sum of the output gradients over the ranks."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        out = x.clone()
+        dist.all_reduce(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.clone()
+        dist.all_reduce(grad)
+        return grad
 
 
 def sync_batchnorm(module: nn.Module, device: torch.device) -> nn.Module:
@@ -216,7 +235,12 @@ class _GlobalBatchNorm1d(nn.BatchNorm1d):
 def wrap(module: nn.Module, device: torch.device) -> nn.Module:
     """DDP around a module whose BatchNorm is already synchronised. Buffers are not broadcast:
     synchronised BatchNorm keeps the running statistics equal on every rank by itself."""
+    import inspect
+
     from torch.nn.parallel import DistributedDataParallel as DDP
 
     ids = [device.index] if device.type == "cuda" else None
+    # newer torch renamed the option; at init both ranks hold the same buffers anyway
+    if "forward_sync_buffers" in inspect.signature(DDP).parameters:
+        return DDP(module, device_ids=ids, forward_sync_buffers=False)
     return DDP(module, device_ids=ids, broadcast_buffers=False)

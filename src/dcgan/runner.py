@@ -19,7 +19,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,7 @@ class TrainResult:
     checkpoint: Path | None = None
     signal_name: str | None = None
     config: RunConfig | None = None
+    rank: int = 0  # of a multi-process run: only rank 0 reports
 
 
 class Callbacks:
@@ -136,6 +137,18 @@ def _train(
     config, resume, changes, runs_dir, name, device, data, cache_dir, data_dir, cb,
     decode_progress, download_progress, handle_signals, group,
 ) -> TrainResult:  # fmt: skip
+    stop = _StopFlag()
+    with stop.installed(handle_signals):
+        return _train_inside(
+            config, resume, changes, runs_dir, name, device, data, cache_dir, data_dir, cb,
+            decode_progress, download_progress, group, stop,
+        )  # fmt: skip
+
+
+def _train_inside(
+    config, resume, changes, runs_dir, name, device, data, cache_dir, data_dir, cb,
+    decode_progress, download_progress, group, stop,
+) -> TrainResult:  # fmt: skip
     from .datasets import load_source
     from .tracking import Run
 
@@ -191,7 +204,9 @@ def _train(
                 f"run {run.path} is already at step {state.step} of {end}; pass a larger "
                 "--epochs or --steps to continue"
             )
-            return TrainResult(run.path, "up-to-date", state.step, end, config=config)
+            return TrainResult(
+                run.path, "up-to-date", state.step, end, config=config, rank=group.rank
+            )
         saved_world = ckpt.read_meta(path).get("world_size", 1)
         if saved_world != group.world:
             cb.message(
@@ -215,32 +230,30 @@ def _train(
     run_dir = Path(group.broadcast(str(run.path) if run else None))
     hooks = _hooks(run, state, engine, config, evaluator, dev, cb) if group.is_main else Hooks()
 
-    # 5. train, with the signal handlers installed and the divergence guard around the loop
-    stop = _StopFlag()
+    # 5. train, with the divergence guard around the loop; a signal from here on stops the loop
+    # at the next step on every rank, and the checkpoint below is written
+    stop.deferred = True
     hooks.should_stop = stop
     cb.started(run_dir, config, data, state.step, end)
     started = time.perf_counter()
     rollbacks = 0
-    with stop.installed(handle_signals):
-        while True:
-            result = loop(engine, state, data, hooks)
-            if result != "diverged":
-                break
-            state, config = _diverged(engine, state, config, run_dir, dev, group, rollbacks, cb)
-            hooks = (
-                _hooks(run, state, engine, config, evaluator, dev, cb) if group.is_main else Hooks()
-            )
-            hooks.should_stop = stop
-            rollbacks += 1
-        if hooks.evaluate and result == "done" and state.step % config.train.eval_every:
-            hooks.evaluate(state)  # the final weights are a candidate for best too
-        saved = _save(engine, state, run_dir, config) if group.is_main else None
-        group.barrier()  # nobody leaves (and so no launcher tears the group down) before the save
+    while True:
+        result = loop(engine, state, data, hooks)
+        if result != "diverged":
+            break
+        state, config = _diverged(engine, state, config, run_dir, dev, group, rollbacks, cb)
+        hooks = _hooks(run, state, engine, config, evaluator, dev, cb) if group.is_main else Hooks()
+        hooks.should_stop = stop
+        rollbacks += 1
+    if hooks.evaluate and result == "done" and state.step % config.train.eval_every:
+        hooks.evaluate(state)  # the final weights are a candidate for best too
+    saved = _save(engine, state, run_dir, config) if group.is_main else None
+    group.barrier()  # nobody leaves (and so no launcher tears the group down) before the save
     took = time.perf_counter() - started
     if group.is_main:
         run.write_gif()
     out = TrainResult(
-        run_dir, result, state.step, end, took, saved, stop.signal_name, config=config
+        run_dir, result, state.step, end, took, saved, stop.signal_name, config, group.rank
     )
     cb.finished(out)
     return out
@@ -568,21 +581,35 @@ class Solo:
         pass
 
 
+class Interrupted(DcganError):
+    """A signal before training started (while loading or preparing the data): nothing of the
+    run was written."""
+
+
 @dataclass
 class _StopFlag:
-    """Turns SIGINT/SIGTERM into a flag the loop polls, so it can save and exit cleanly. A
-    second signal stops at once (checkpoint files are atomic, so nothing is corrupted)."""
+    """SIGINT/SIGTERM handling. Before the loop (loading data, building the state) a signal
+    aborts at once: nothing has been written yet. Once `deferred`, it becomes a flag the loop
+    polls, so every rank stops at the same step and the run is saved. A second signal stops at
+    once (checkpoint files are atomic, so nothing is corrupted)."""
 
     signal_name: str | None = None
-    _previous: dict = field(default_factory=dict)
+    deferred: bool = False
 
     def __call__(self) -> bool:
         return self.signal_name is not None
 
     def _handle(self, signum, frame):
+        name = signal.Signals(signum).name
+        if not self.deferred:
+            error = Interrupted(
+                f"interrupted by {name} before training started; nothing was written"
+            )
+            error.exit_code = 128 + signum
+            raise error
         if self.signal_name is not None:
             raise KeyboardInterrupt
-        self.signal_name = signal.Signals(signum).name
+        self.signal_name = name
 
     @contextlib.contextmanager
     def installed(self, enabled: bool = True):

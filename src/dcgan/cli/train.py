@@ -257,15 +257,15 @@ def run(args) -> int:
         decode_progress=_bar(args, "decoding"),
         download_progress=download_bar(args.progress),
     )
-    if result.status == "up-to-date":
-        return 0
+    if result.status == "up-to-date" or result.rank != 0:  # rank 0 speaks for a torchrun
+        return 0 if result.status != "stopped" else _stop_code(result)
     if result.status == "stopped":
         print(
             f"stopped at step {result.step} of {result.total_steps} ({result.signal_name}); "
             f"checkpoint saved. Resume with: dcgan train --resume {result.run_dir}",
             file=sys.stderr,
         )
-        return 130 if result.signal_name == "SIGINT" else 143
+        return _stop_code(result)
     print(
         f"done: {result.step} steps in {result.seconds:.0f} s. Samples: "
         f"{result.run_dir / 'samples'}, {result.run_dir / 'progress.gif'}. "
@@ -273,6 +273,10 @@ def run(args) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def _stop_code(result) -> int:
+    return 130 if result.signal_name == "SIGINT" else 143
 
 
 class _Progress(Callbacks):
