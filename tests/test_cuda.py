@@ -77,3 +77,23 @@ def test_channels_last_bf16_step_keeps_fp32_weights(digits):
     fit(state, dataclasses.replace(digits, images=np.asarray(digits.images[:256])))
     assert all(p.dtype == torch.float32 for p in state.generator.parameters())
     assert all(torch.isfinite(p).all() for p in state.discriminator.parameters())
+
+
+def test_resume_on_the_gpu_and_across_devices(tmp_path, digits):
+    # no device RNG state in checkpoints: a CPU checkpoint resumes on CUDA and the other way,
+    # and a CUDA run resumes on CUDA; each continues to the configured step
+    from conftest import run_dcgan
+
+    small = ["--steps", "20", "--g-features", "8", "--d-features", "8", "--no-progress"]
+    run_dcgan("train", *small, "--device", "cpu", "--name", "c", cwd=tmp_path)
+    run_dcgan("train", "--resume", tmp_path / "runs" / "c", "--steps", "40", "--device", "cuda",
+              cwd=tmp_path)  # fmt: skip
+    run_dcgan("train", *small, "--device", "cuda", "--name", "g", cwd=tmp_path)
+    run_dcgan("train", "--resume", tmp_path / "runs" / "g", "--steps", "40", "--device", "cuda",
+              cwd=tmp_path)  # fmt: skip
+    run_dcgan("train", "--resume", tmp_path / "runs" / "g", "--steps", "60", "--device", "cpu",
+              cwd=tmp_path)  # fmt: skip
+    from dcgan.checkpoint import list_checkpoints, read_meta
+
+    assert read_meta(list_checkpoints(tmp_path / "runs" / "c")[-1])["step"] == 40
+    assert read_meta(list_checkpoints(tmp_path / "runs" / "g")[-1])["step"] == 60

@@ -122,6 +122,15 @@ def test_two_ranks_train_the_model_one_process_trains(tmp_path, one_process):
     assert len(list_checkpoints(two)) == 1  # one writer
 
 
+def test_the_gradient_penalty_is_the_global_batch_s(tmp_path):
+    # WGAN-GP with 2 critic steps: the penalty's double backward through the global BatchNorm
+    args = (*TINY, "--steps", "10", "--loss", "wgan-gp", "--n-critic", "2")
+    run_dcgan("train", *args, "--name", "one", cwd=tmp_path)
+    _torchrun("train", *args, "--name", "two", cwd=tmp_path)
+    runs = tmp_path / "runs"
+    assert _max_diff(_weights(runs / "one"), _weights(runs / "two")) < TOL
+
+
 def test_two_ranks_resume_bit_exactly(tmp_path):
     # (c) N steps == N/2, stop, N/2 more, under 2 ranks, bit for bit
     _torchrun("train", *TINY, "--steps", "16", "--name", "whole", cwd=tmp_path)

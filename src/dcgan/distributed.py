@@ -195,9 +195,8 @@ class _AllReduceSum(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        grad = grad.clone()
-        dist.all_reduce(grad)
-        return grad
+        # through the same Function, so a double backward (the gradient penalty) stays exact
+        return _AllReduceSum.apply(grad)
 
 
 def sync_batchnorm(module: nn.Module, device: torch.device) -> nn.Module:
