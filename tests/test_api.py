@@ -1,0 +1,112 @@
+"""`dcgan.train`, the library entry point: a new run, callbacks, resume, and a resume that has
+nothing to do (which writes nothing)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import dcgan
+from conftest import tiny_config
+from dcgan.checkpoint import list_checkpoints, read_checkpoint, read_meta
+from dcgan.datasets import ImageSet, load_digits
+
+
+class Recorder(dcgan.Callbacks):
+    def __init__(self):
+        self.events = []
+
+    def started(self, run_dir, config, data, step, end):
+        self.events.append(("started", step, end))
+
+    def logged(self, record):
+        self.events.append(("logged", record["step"]))
+
+    def sampled(self, step, path):
+        assert path.is_file()
+        self.events.append(("sampled", step))
+
+    def message(self, text):
+        self.events.append(("message", text))
+
+    def finished(self, result):
+        self.events.append(("finished", result.status))
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return ImageSet(images=load_digits().images[:512], name="digits512")
+
+
+def test_train_then_resume_from_python(tmp_path, digits):
+    config = tiny_config(steps=8)
+    rec = Recorder()
+    result = dcgan.train(config, data=digits, runs_dir=tmp_path, name="api", callbacks=rec)
+    assert (result.status, result.step, result.total_steps) == ("done", 8, 8)
+    assert result.run_dir == tmp_path / "api" and result.checkpoint.is_file()
+    assert rec.events[0] == ("started", 0, 8) and rec.events[-1] == ("finished", "done")
+    assert ("logged", 4) in rec.events and ("sampled", 6) in rec.events
+
+    more = dcgan.train(resume=result.run_dir, changes={"steps": 12}, data=digits)
+    assert (more.status, more.step) == ("done", 12)
+    assert read_meta(list_checkpoints(result.run_dir)[-1])["step"] == 12
+
+    # a resume with nothing to do says so and writes nothing
+    before = {p: p.stat().st_mtime_ns for p in result.run_dir.rglob("*") if p.is_file()}
+    rec = Recorder()
+    same = dcgan.train(resume=result.run_dir, changes={"steps": 10}, data=digits, callbacks=rec)
+    assert same.status == "up-to-date" and "already at step 12" in rec.events[0][1]
+    assert before == {p: p.stat().st_mtime_ns for p in result.run_dir.rglob("*") if p.is_file()}
+
+
+def test_only_the_length_engine_and_speed_change_on_resume(tmp_path, digits):
+    result = dcgan.train(tiny_config(steps=4), data=digits, runs_dir=tmp_path, name="r")
+    with pytest.raises(dcgan.runner.UsageError, match="--lr-g cannot change"):
+        dcgan.train(resume=result.run_dir, changes={"lr_g": 1e-3}, data=digits)
+
+
+def test_checkpoints_carry_no_rng_state(tmp_path, digits):
+    # randomness is a function of (seed, step, critic): nothing device-bound to restore
+    result = dcgan.train(tiny_config(steps=4), data=digits, runs_dir=tmp_path, name="n")
+    arrays, meta = read_checkpoint(result.checkpoint)
+    assert not any(k.startswith("rng.") for k in arrays) and "rng" not in meta
+
+
+def test_a_nan_loss_rolls_back_with_half_the_learning_rate(tmp_path, digits):
+    # lr inf: every step is non-finite; the guard rolls back twice, then stops with one error
+    config = tiny_config(steps=30, checkpoint_every=4, lr_g=float("inf"), lr_d=float("inf"))
+    rec = Recorder()
+    with pytest.raises(dcgan.runner.DivergedError, match="after 2 rollback"):
+        dcgan.train(config, data=digits, runs_dir=tmp_path, name="nan", callbacks=rec)
+    rolled = [e[1] for e in rec.events if e[0] == "message" and "rolled back" in e[1]]
+    assert len(rolled) == 2 and "the start" in rolled[0]
+    # nothing non-finite was ever checkpointed
+    for path in list_checkpoints(tmp_path / "nan"):
+        arrays, _ = read_checkpoint(path)
+        assert all(np.isfinite(v).all() for v in arrays.values() if v.dtype.kind == "f")
+
+
+def test_a_divergence_recovers_after_a_rollback(tmp_path, digits, monkeypatch):
+    # one injected NaN at step 6: back to the step-4 checkpoint at half the lr, then done
+    from dcgan import torch_engine
+
+    real_step = torch_engine.train_step
+    calls = {"n": 0}
+
+    def flaky(state, inputs):
+        out = real_step(state, inputs)
+        calls["n"] += 1
+        if calls["n"] == 6:
+            out["loss_d"] = torch.tensor(float("nan"))
+        return out
+
+    monkeypatch.setattr(torch_engine, "train_step", flaky)
+    config = tiny_config(steps=12, checkpoint_every=4, log_every=2)
+    rec = Recorder()
+    result = dcgan.train(config, data=digits, runs_dir=tmp_path, name="flaky", callbacks=rec)
+    assert result.status == "done" and result.step == 12
+    assert any("rolled back to step 4" in e[1] for e in rec.events if e[0] == "message")
+    assert result.config.train.lr_g == config.train.lr_g / 2
+    saved = dcgan.config.RunConfig.from_dict(read_meta(result.checkpoint)["config"])
+    assert saved.train.lr_d == config.train.lr_d / 2  # the checkpoint says how it went on
