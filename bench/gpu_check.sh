@@ -4,6 +4,7 @@
 #   1. correctness on CUDA: tests/test_cuda.py (fp32 and bf16 AMP learn like the CPU run)
 #   2. the reference (pytorch/examples on a JPEG folder) vs our engine at 64 px, batch 64/128
 #   3. the 28/32 px nets, generation throughput, torch.compile
+#   4. with several GPUs: the 2-GPU DDP test and DDP throughput at 1, 2 and all GPUs
 set -euo pipefail
 export PYTHONUNBUFFERED=1
 DATA=${DATA:-../shared/datasets/cifar10_test}
@@ -27,3 +28,11 @@ python bench/bench_train.py --device cuda --data "$DATA" --rounds 5 --steps 50 \
     --sections compare,sizes,generate
 python bench/bench_train.py --device cuda --data "$DATA" --rounds 3 --steps 50 \
     --sections compile --batches 128
+NGPU=$(python -c "import torch; print(torch.cuda.device_count())")
+if [ "$NGPU" -gt 1 ]; then
+    python -m pytest -q -m cuda tests/test_cuda.py -k two_gpus -s
+    python bench/bench_ddp.py --device cuda --nproc 2 --steps 60 --rounds 2
+    if [ "$NGPU" -gt 2 ]; then
+        python bench/bench_ddp.py --device cuda --nproc "$NGPU" --steps 60 --rounds 2
+    fi
+fi

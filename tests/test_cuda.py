@@ -97,3 +97,15 @@ def test_resume_on_the_gpu_and_across_devices(tmp_path, digits):
 
     assert read_meta(list_checkpoints(tmp_path / "runs" / "c")[-1])["step"] == 40
     assert read_meta(list_checkpoints(tmp_path / "runs" / "g")[-1])["step"] == 60
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 GPUs")
+def test_two_gpus_train_the_model_one_gpu_trains(tmp_path):
+    # NCCL and torch's SyncBatchNorm: 2 GPUs with the global batch match 1 GPU (float order)
+    from conftest import run_dcgan
+    from test_distributed import TINY, _max_diff, _torchrun, _weights
+
+    run_dcgan("train", *TINY, "--steps", "20", "--device", "cuda", "--name", "one", cwd=tmp_path)
+    _torchrun("train", *TINY, "--steps", "20", "--device", "cuda", "--name", "two", cwd=tmp_path)
+    runs = tmp_path / "runs"
+    assert _max_diff(_weights(runs / "one"), _weights(runs / "two")) < 1e-3  # TF32/cuDNN order
