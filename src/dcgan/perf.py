@@ -1,12 +1,33 @@
-"""Process-wide speed settings for CPU training that torch does not make: glibc's malloc policy.
+"""Process-wide speed settings for CPU training that torch does not make: OpenMP's wait policy
+and glibc's malloc policy.
 
-Imports no torch, so the CLI can call it before torch allocates anything.
+Imports no torch, so the CLI can call it before torch is loaded (libgomp reads its environment
+once, when torch loads it).
 """
 
 from __future__ import annotations
 
 import ctypes
+import os
 import sys
+
+
+def openmp_env() -> bool:
+    """Let OpenMP threads that wait at a parallel region's barrier sleep instead of spinning
+    (OMP_WAIT_POLICY=PASSIVE), unless the user set a policy or DCGAN_OMP_POLICY=off.
+
+    torch's CPU kernels run dozens of short parallel regions per step. libgomp's default keeps
+    a waiting thread spinning for ~300k iterations; when another process wants a core, the
+    spinning thread takes it from the very thread it waits for, and each region waits for a
+    scheduler time slice: under one busy process a default 2-thread training step kept ~32% of
+    its idle speed (bench/README.md, "Training under load"). Passive waiting gives the core
+    back. Must run before torch is imported; returns whether the policy was set here."""
+    if os.environ.get("DCGAN_OMP_POLICY") == "off" or "torch" in sys.modules:
+        return False
+    if "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ:
+        return False
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    return True
 
 # mallopt parameters from glibc's <malloc.h>
 _M_TRIM_THRESHOLD = -1

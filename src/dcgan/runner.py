@@ -112,6 +112,9 @@ def train(
     Under torchrun (WORLD_SIZE > 1) each rank calls this with the same arguments; rank 0 writes
     the run directory. SIGINT/SIGTERM save a checkpoint and return status "stopped".
     """
+    from .perf import openmp_env
+
+    openmp_env()  # effective when torch is not loaded yet (a notebook that imported dcgan first)
     cb = callbacks or Callbacks()
     group = _process_group(config, resume, changes, device)
     quiet = cb if group.is_main else Callbacks()

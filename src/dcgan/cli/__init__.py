@@ -52,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from ..perf import openmp_env
+
+    openmp_env()  # before anything imports torch
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

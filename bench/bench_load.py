@@ -1,0 +1,131 @@
+"""Training speed under a competing load: idle, with 1 and with 2 busy single-threaded processes
+(`python3 -c "while True: pass"`), for each OpenMP policy, interleaved, printing the share of
+idle speed each keeps. Also two `dcgan train` runs at once.
+
+    python bench/bench_load.py --rounds 2                # 28 px default run, 300 steps
+    python bench/bench_load.py --size 64 --steps 40      # the 64 px net on synthetic images
+
+Policies: "dcgan" (what `dcgan train` does by default), "spin" (libgomp's default active
+spinning, what a bare torch program gets), "threads1" (one thread). img/s is the median of
+stats.jsonl's img_per_s (training alone) after the first interval.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+POLICIES = {
+    "dcgan": {},  # the CLI's own choice (see dcgan.perf.openmp_env)
+    "spin": {"DCGAN_OMP_POLICY": "off"},  # keep libgomp's defaults
+    "threads1": {"DCGAN_OMP_POLICY": "off", "OMP_NUM_THREADS": "1"},
+}
+
+
+def busy(n: int) -> list[subprocess.Popen]:
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+
+
+def train_cmd(args, out: Path, name: str) -> list[str]:
+    cmd = [sys.executable, "-m", "dcgan", "train", "--steps", str(args.steps), "--no-progress"]
+    cmd += ["--runs-dir", str(out), "--name", name, "--log-every", str(args.log_every)]
+    cmd += ["--sample-every", "100000", "--checkpoint-every", "100000", "--no-report"]
+    if args.size != 28:
+        cmd += ["--data", args.folder, "--image-size", str(args.size)]
+    return cmd
+
+
+def rate(out: Path, name: str) -> float:
+    lines = [json.loads(x) for x in (out / name / "stats.jsonl").read_text().splitlines()]
+    rates = [r["img_per_s"] for r in lines if "img_per_s" in r][1:]
+    return statistics.median(rates)
+
+
+def run_one(args, policy: str, load: int, out: Path, name: str) -> float:
+    env = {**os.environ, **POLICIES[policy], "DCGAN_HOME": str(out / "home")}
+    hogs = busy(load)
+    try:
+        time.sleep(0.5)
+        subprocess.run(train_cmd(args, out, name), env=env, check=True, capture_output=True)
+    finally:
+        for h in hogs:
+            h.kill()
+            h.wait()
+    return rate(out, name)
+
+
+def two_at_once(args, policy: str, out: Path, tag: str) -> float:
+    env = {**os.environ, **POLICIES[policy], "DCGAN_HOME": str(out / "home")}
+    names = [f"{tag}-a", f"{tag}-b"]
+    started = time.perf_counter()
+    procs = [subprocess.Popen(train_cmd(args, out, n), env=env, stderr=subprocess.DEVNULL) for n in names]
+    for p in procs:
+        p.wait()
+    return time.perf_counter() - started
+
+
+def make_folder(path: Path, n: int = 2048) -> None:
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    path.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(path / f"{i}.png")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--size", type=int, default=28, choices=(28, 64))
+    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--log-every", type=int, default=25)
+    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--loads", default="0,1,2")
+    p.add_argument("--policies", default="dcgan,spin,threads1")
+    p.add_argument("--concurrent", action="store_true", help="also two runs at once")
+    args = p.parse_args()
+    out = Path(tempfile.mkdtemp(prefix="bench_load-"))
+    if args.size != 28:
+        args.folder = str(out / "pics")
+        make_folder(Path(args.folder))
+    policies, loads = args.policies.split(","), [int(x) for x in args.loads.split(",")]
+    results: dict[tuple[str, int], list[float]] = {}
+    k = 0
+    for r in range(args.rounds):  # interleaved, so drifts in the machine hit every cell alike
+        for load in loads:
+            for policy in policies:
+                k += 1
+                v = run_one(args, policy, load, out, f"r{k}")
+                results.setdefault((policy, load), []).append(v)
+                print(f"round {r} load {load} {policy:9s} {v:8.1f} img/s", flush=True)
+    print(f"\n{args.size} px, {args.steps} steps, median img/s (share of the same policy's idle)")
+    print("policy     " + "".join(f"  load {x:<12d}" for x in loads))
+    for policy in policies:
+        idle = statistics.median(results[(policy, 0)]) if 0 in loads else None
+        cells = []
+        for load in loads:
+            v = statistics.median(results[(policy, load)])
+            share = f" ({v / idle:4.0%})" if idle else ""
+            cells.append(f"  {v:7.1f}{share:8s}")
+        print(f"{policy:10s} " + "".join(cells))
+    if 0 in loads and "spin" in policies:
+        base = statistics.median(results[("spin", 0)])
+        for policy in policies:
+            print(f"idle {policy} / spin: {statistics.median(results[(policy, 0)]) / base:.2f}x")
+    if args.concurrent:
+        for policy in policies:
+            solo = statistics.median(results[(policy, 0)])
+            took = two_at_once(args, policy, out, f"two-{policy}")
+            print(f"two runs at once, {policy}: {took:.0f} s for 2 x {args.steps} steps "
+                  f"(alone: {args.steps * 64 / solo:.0f} s each)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
