@@ -15,8 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import checkpoint as ckpt
-from . import draw
+from . import artefact, draw, latent_space
 from .config import ModelConfig, RunConfig
 from .draw import keep_best, nice_candidates
 from .errors import CheckpointError, UsageError
@@ -28,7 +27,7 @@ from .torch_engine import generate
 class Sampler:
     config: RunConfig
     generator: nn.Module  # the EMA generator when the run has one
-    discriminator: nn.Module
+    discriminator: nn.Module | None  # None for a generator folder (it holds G only)
     device: torch.device
     step: int
     path: Path
@@ -38,30 +37,30 @@ class Sampler:
         return self.config.model
 
 
-def load_sampler(run: Path, device: torch.device, which: str = "latest") -> Sampler:
-    """Load G (EMA if present) and D from a run directory or a checkpoint file, in eval mode."""
-    path = ckpt.find_checkpoint(Path(run), which)
-    arrays, meta = ckpt.read_checkpoint(path)
-    config = RunConfig.from_dict(meta["config"])
-    generator, discriminator = build_models(config.model)
-    g_prefix = (
-        "generator_ema" if any(k.startswith("generator_ema.") for k in arrays) else "generator"
-    )
+def load_sampler(
+    run: Path, device: torch.device, which: str = "latest", discriminator: bool = True
+) -> Sampler:
+    """Load G (EMA if present) and D from a run directory, a checkpoint file or a generator
+    folder (`artefact`; it has no D), in eval mode. Non-finite weights are a CheckpointError."""
+    w = artefact.load(Path(run), which, discriminator)
+    generator, d = build_models(w.config.model)
+    modules = [(generator, w.generator)]
+    if w.discriminator is not None:
+        modules.append((d, w.discriminator))
     try:
-        for module, prefix in ((generator, g_prefix), (discriminator, "discriminator")):
-            module.load_state_dict(
-                {k: torch.from_numpy(v.copy()) for k, v in ckpt.subset(arrays, prefix).items()}
-            )
+        for module, arrays in modules:
+            module.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in arrays.items()})
     except RuntimeError as e:
         raise CheckpointError(
-            f"checkpoint {path} does not match its config ({str(e).splitlines()[0]})"
+            f"checkpoint {w.path} does not match its config ({str(e).splitlines()[0]})"
         ) from None
-    generator.to(device).eval()
-    discriminator.to(device).eval()
-    if _channels_last(config, device):
-        generator.to(memory_format=torch.channels_last)
-        discriminator.to(memory_format=torch.channels_last)
-    return Sampler(config, generator, discriminator, device, int(meta["step"]), path)
+    d = d if w.discriminator is not None else None
+    for module in (generator, d):
+        if module is not None:
+            module.to(device).eval()
+            if _channels_last(w.config, device):
+                module.to(memory_format=torch.channels_last)
+    return Sampler(w.config, generator, d, device, w.step, w.path)
 
 
 def _channels_last(config: RunConfig, device: torch.device) -> bool:
@@ -70,11 +69,14 @@ def _channels_last(config: RunConfig, device: torch.device) -> bool:
     return config.model.kind == "dcgan" and config.train.channels_last and device.type != "mps"
 
 
-def latents(n: int, latent_dim: int, seed: int, stream: int = draw.USER) -> torch.Tensor:
+def latents(
+    n: int, latent_dim: int, seed: int, stream: int = draw.USER, truncation: float | None = None
+) -> torch.Tensor:
     """n standard-normal latents (n, latent_dim) on the CPU: `draw.latents` (NumPy's PCG64), a
     function of the seed alone, the same on any device and in both engines, and prefix-stable
-    (`--num 10` gives the first 10 images of `--num 64`)."""
-    return torch.from_numpy(draw.latents(n, latent_dim, seed, stream))
+    (`--num 10` gives the first 10 images of `--num 64`). `truncation` PSI redraws components
+    with |z| > PSI (`draw.truncated_latents`)."""
+    return torch.from_numpy(draw.truncated_latents(n, latent_dim, seed, truncation, stream))
 
 
 def auto_batch_size(device: torch.device, image_size: int) -> int:
@@ -84,15 +86,34 @@ def auto_batch_size(device: torch.device, image_size: int) -> int:
     return base * (4 if device.type != "cpu" else 1)
 
 
-def sample(s: Sampler, n: int, seed: int, batch_size: int | None = None) -> np.ndarray:
-    """n images as uint8 (n, C, H, W)."""
-    z = latents(n, s.model.latent_dim, seed).to(s.device)
+def from_latents(s: Sampler, z: np.ndarray | torch.Tensor, batch_size: int | None = None):
+    """Images uint8 (N, C, H, W) from latents float32 (N, latent_dim)."""
+    z = torch.as_tensor(z, dtype=torch.float32).to(s.device)
     return generate(s.generator, z, batch_size or auto_batch_size(s.device, s.model.image_size))
+
+
+def sample(
+    s: Sampler, n: int, seed: int, batch_size: int | None = None, truncation: float | None = None
+) -> np.ndarray:
+    """n images as uint8 (n, C, H, W)."""
+    return from_latents(s, latents(n, s.model.latent_dim, seed, truncation=truncation), batch_size)
+
+
+def per_seed(s: Sampler, z: np.ndarray) -> np.ndarray:
+    """Images uint8 (N, C, H, W), one forward pass per latent row: a batch's size changes which
+    float kernels run, so this keeps each image the same bit for bit whatever else is drawn
+    (`--seeds`)."""
+    return np.concatenate([from_latents(s, z[i : i + 1]) for i in range(len(z))])
 
 
 @torch.no_grad()
 def score(s: Sampler, images_uint8: np.ndarray, batch_size: int = 512) -> np.ndarray:
     """D's logits (float64, (N,)) for uint8 images: higher means "more real" to D."""
+    if s.discriminator is None:
+        raise UsageError(
+            f"--nice ranks samples with the discriminator, and {s.path.parent} is a generator "
+            "folder without one; use the run directory or a checkpoint"
+        )
     out = []
     for chunk in np.array_split(images_uint8, max(1, math.ceil(len(images_uint8) / batch_size))):
         x = torch.from_numpy(chunk).to(s.device).float().mul_(2 / 255).sub_(1)
@@ -100,80 +121,64 @@ def score(s: Sampler, images_uint8: np.ndarray, batch_size: int = 512) -> np.nda
     return torch.cat(out).numpy()
 
 
-def nice(s: Sampler, n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def nice_from_latents(
+    s: Sampler, z: np.ndarray, n: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Of the candidates drawn from latents z, the n that D scores highest, best first:
+    (images uint8 (n, C, H, W), scores (n,), their latents (n, latent_dim))."""
+    candidates = from_latents(s, z)
+    scores = score(s, candidates)
+    best = np.argsort(-scores, kind="stable")[:n]  # draw.keep_best's order
+    return candidates[best], scores[best], np.asarray(z)[best]
+
+
+def nice(
+    s: Sampler, n: int, fraction: float, seed: int, truncation: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """The keras-dcgan "nice" mode: draw n / fraction candidates, keep the n that D scores highest.
 
     Returns (images uint8 (n, C, H, W), scores (n,)), best first.
     """
-    candidates = sample(s, nice_candidates(n, fraction), seed)
+    candidates = sample(s, nice_candidates(n, fraction), seed, truncation=truncation)
     return keep_best(candidates, score(s, candidates), n)
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """Spherical interpolation between latents a and b (D,) at fractions t (T,) -> (T, D)."""
-    cos = torch.dot(a, b) / (a.norm() * b.norm())
-    omega = torch.arccos(cos.clamp(-1, 1))
-    if omega.abs() < 1e-6:
-        return torch.lerp(a, b, t[:, None])
-    so = torch.sin(omega)
-    return (torch.sin((1 - t) * omega)[:, None] * a + torch.sin(t * omega)[:, None] * b) / so
+    """Spherical interpolation between latents a and b (D,) at fractions t (T,) -> (T, D)
+    (`latent_space.slerp`, which both engines use)."""
+    return torch.from_numpy(latent_space.slerp(a.numpy(), b.numpy(), t.numpy()))
 
 
-def interpolate(s: Sampler, rows: int, steps: int, seed: int) -> np.ndarray:
+def interpolate(
+    s: Sampler, rows: int, steps: int, seed: int, truncation: float | None = None
+) -> np.ndarray:
     """`rows` interpolations of `steps` images each between random latent pairs (slerp).
 
     Returns uint8 (rows * steps, C, H, W), row-major, for a grid with `steps` columns.
     """
-    ends = latents(2 * rows, s.model.latent_dim, seed)
-    t = torch.linspace(0, 1, steps)
-    z = torch.cat([slerp(ends[2 * r], ends[2 * r + 1], t) for r in range(rows)])
-    return generate(s.generator, z.to(s.device))
+    ends = draw.truncated_latents(2 * rows, s.model.latent_dim, seed, truncation)
+    return from_latents(s, latent_space.interpolation(ends, steps))
 
 
-def parse_arithmetic(text: str) -> tuple[list[int], list[int], list[int]]:
-    """Parse "3,7,12 - 5,9 + 1,4" into ([3, 7, 12], [5, 9], [1, 4]): the sample indices of the
-    groups a, b and c of a - b + c."""
-    import re
-
-    m = re.fullmatch(r"\s*([\d,\s]+?)\s*-\s*([\d,\s]+?)\s*\+\s*([\d,\s]+?)\s*", text)
-    groups = []
-    for part in m.groups() if m else ():
-        items = [x for x in re.split(r"[,\s]+", part.strip()) if x]
-        groups.append([int(x) for x in items])
-    if len(groups) != 3 or not all(groups):
-        raise UsageError(
-            f'--arithmetic wants "A - B + C", each a comma-separated list of sample indices '
-            f'(e.g. "3,7,12 - 5,9 + 1,4"), got "{text}"'
-        )
-    return groups[0], groups[1], groups[2]
+def parse_arithmetic(text: str):
+    """`latent_space.parse_arithmetic`: "3,7,12 - 5,9 + 1,4" -> ([3, 7, 12], [5, 9], [1, 4])."""
+    return latent_space.parse_arithmetic(text)
 
 
 def arithmetic(
     s: Sampler,
-    groups: tuple[list[int], list[int], list[int]],
+    groups,
     num: int,
     seed: int,
     variants: int = 8,
     noise: float = 0.25,
+    truncation: float | None = None,
 ) -> np.ndarray:
-    """The paper's vector arithmetic (section 6.3.2): the latents of `groups` (indices into the
-    `num` samples that `sample(s, num, seed)` draws) are averaged per group, and the result
-    z_a - z_b + z_c is drawn plain and with `variants` uniform perturbations of +-`noise`, as
-    the paper's figure 7 does.
+    """The paper's vector arithmetic (section 6.3.2) on the `num` samples that
+    `sample(s, num, seed)` draws (`latent_space.arithmetic`).
 
     Returns uint8 (4 + variants, C, H, W): mean a, mean b, mean c, the result, its variants.
     """
-    for index in (i for g in groups for i in g):
-        if not 0 <= index < num:
-            raise UsageError(
-                f"--arithmetic index {index} is not among the {num} samples of --num {num} "
-                f"--seed {seed} (0..{num - 1})"
-            )
-    z = latents(num, s.model.latent_dim, seed)
-    a, b, c = (z[g].mean(0) for g in groups)
-    result = a - b + c
-    g = torch.Generator().manual_seed(seed + 1)
-    jitter = (torch.rand(variants, z.shape[1], generator=g) * 2 - 1) * noise
-    return generate(
-        s.generator, torch.cat([torch.stack([a, b, c, result]), result + jitter]).to(s.device)
-    )
+    z = draw.truncated_latents(num, s.model.latent_dim, seed, truncation)
+    source = f"samples of --num {num} --seed {seed}"
+    return from_latents(s, latent_space.arithmetic(z, groups, seed, variants, noise, source))

@@ -1,9 +1,11 @@
-"""`dcgan generate`: PNG files (and optionally a grid) from a run: plain samples, discriminator-
-ranked ("nice") samples, latent interpolations, or vector arithmetic on chosen samples."""
+"""`dcgan generate`: PNG files (and optionally a grid) from a run or a generator folder: plain
+samples, one image per seed, discriminator-ranked ("nice") samples, latent interpolations or
+vector arithmetic, from seeds or from a latent file, optionally truncated."""
 
 from __future__ import annotations
 
 import csv
+import json
 import sys
 from pathlib import Path
 
@@ -11,17 +13,46 @@ from ..config import DEVICES, ENGINES
 from ..errors import UsageError
 from . import positive_int
 
+MARKER = "generate.json"  # says a folder is a generate output, so a rerun may replace it
+
 
 def register(sub) -> None:
     p = sub.add_parser(
         "generate",
         help="write images from a trained run",
-        description="Generate PNG images from a run directory (or a checkpoint file). Uses the EMA "
-        "generator when the run has one. The same seed gives the same images.",
+        description="Generate PNG images from a run directory, a checkpoint file or a generator "
+        "folder (RUN/generator). Uses the EMA generator when the run has one. The same seed "
+        "gives the same images. The output folder is replaced as a whole: it holds exactly what "
+        "the last command wrote there (a folder that generate did not write is never touched).",
     )
-    p.add_argument("run", type=Path, help="run directory (or checkpoint file)")
-    p.add_argument("--num", type=positive_int, default=64, help="how many images (default 64)")
-    p.add_argument("--seed", type=int, default=0, help="latent seed (default 0)")
+    p.add_argument("run", type=Path, help="run directory, checkpoint file or generator folder")
+    p.add_argument("--num", type=positive_int, help="how many images (default 64)")
+    p.add_argument("--seed", type=int, help="latent seed (default 0)")
+    p.add_argument(
+        "--seeds",
+        metavar="LIST",
+        help='one image per seed, e.g. "0-35,100": writes seed0000.png ...; each image depends '
+        "on its seed alone",
+    )
+    p.add_argument(
+        "--latents",
+        type=Path,
+        metavar="Z.npy",
+        help="draw from these latents: a float (N, latent_dim) .npy array (instead of --seed)",
+    )
+    p.add_argument(
+        "--save-latents",
+        type=Path,
+        metavar="Z.npy",
+        help="also write the latents of the written images (row i is image i) as float32 .npy",
+    )
+    p.add_argument(
+        "--truncation",
+        type=float,
+        metavar="PSI",
+        help="truncation trick: redraw every latent component with |z| > PSI (e.g. 0.7): "
+        "more typical images, less variety",
+    )
     p.add_argument(
         "--out", type=Path, help="output folder (default RUN/generated/<step>-<mode>-seed<S>)"
     )
@@ -33,16 +64,18 @@ def register(sub) -> None:
         "--interpolate",
         type=positive_int,
         metavar="STEPS",
-        help="--num rows of STEPS images each, walking (slerp) between two random latents; "
-        "writes the frames and grid.png with one row per walk",
+        help="--num rows of STEPS images each, walking (slerp) between two random latents (with "
+        "--latents: between rows 0-1, 2-3, ...); writes the frames and grid.png, one row a walk",
     )
     p.add_argument(
         "--arithmetic",
         metavar='"A - B + C"',
-        help="vector arithmetic on the samples of --seed, by index (below --num): e.g. "
-        '"3,7,12 - 5,9 + 1,4" averages the latents of each group and draws mean(A) - mean(B) '
-        "+ mean(C) and 8 jittered copies; grid.png shows A, B, C, the result, the copies",
+        help="vector arithmetic on the samples of --seed, by index (below --num; with --latents, "
+        'rows of the file), or on .npy latent files: e.g. "3,7,12 - 5,9 + 1,4" averages the '
+        "latents of each group and draws mean(A) - mean(B) + mean(C) and 8 jittered copies; "
+        "grid.png shows A, B, C, the result, the copies",
     )
+    p.add_argument("--force", action="store_true", help="replace an existing --save-latents file")
     p.add_argument(
         "--checkpoint", default="latest", choices=("latest", "best"), help="which checkpoint"
     )
@@ -57,61 +90,152 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
+def _check_options(args) -> str:
+    """Validate option combinations before anything is loaded; returns the mode."""
+    from ..draw import check_seed, check_truncation
+
+    modes = [
+        m for m in ("interpolate", "nice", "arithmetic", "seeds") if getattr(args, m) is not None
+    ]
+    if len(modes) > 1:
+        raise UsageError(f"--{modes[0]} and --{modes[1]} cannot be combined")
+    mode = modes[0] if modes else "sample"
+    check_truncation(args.truncation)
+    if args.seed is not None:
+        check_seed(args.seed)
+    if args.seeds is not None:
+        for flag in ("num", "seed", "latents"):
+            if getattr(args, flag) is not None:
+                raise UsageError(f"--seeds names the images; drop --{flag}")
+    if args.latents is not None:
+        taken = ["num", "truncation", "nice"] + ([] if mode == "arithmetic" else ["seed"])
+        for flag in taken:
+            if getattr(args, flag) is not None:
+                raise UsageError(f"--latents gives the latents; drop --{flag}")
+    if args.save_latents is not None and args.save_latents.exists() and not args.force:
+        raise UsageError(f"--save-latents {args.save_latents} exists; pass --force to replace it")
+    return mode
+
+
+def _check_out(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file, not a folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
+        raise UsageError(
+            f"--out {out} holds files that dcgan generate did not write; choose another folder "
+            "(generate replaces its output folder as a whole)"
+        )
+
+
 def run(args) -> int:
     import numpy as np
 
+    from .. import artefact, draw, latent_space
+    from ..checkpoint import atomic_write
     from ..images import make_grid, save_png
 
     if args.engine == "numpy":
-        from ..numpy_engine.sampling import load_sampler, nice, sample
+        from ..numpy_engine import sampling as engine
         from ..numpy_engine.train import resolve_device
     else:
-        from ..sampling import load_sampler, nice, sample
+        from .. import sampling as engine
         from ..torch_engine import resolve_device
 
-    modes = [m for m in ("interpolate", "nice", "arithmetic") if getattr(args, m) is not None]
-    if len(modes) > 1:
-        raise UsageError(f"--{modes[0]} and --{modes[1]} cannot be combined")
-    if args.engine == "numpy" and modes and modes[0] != "nice":
-        raise UsageError(f"--{modes[0]} needs the torch engine (drop --engine numpy)")
+    mode = _check_options(args)
+    if args.out is not None:
+        _check_out(args.out)
+    num = args.num or 64
+    seed = args.seed or 0
+    psi = args.truncation
     device = resolve_device(args.device)
-    sampler = load_sampler(args.run, device, args.checkpoint)
-    scores, nrow = None, None
-    if args.interpolate is not None:
-        from ..sampling import interpolate
+    sampler = engine.load_sampler(args.run, device, args.checkpoint, discriminator=mode == "nice")
+    dim = sampler.model.latent_dim
 
-        images = interpolate(sampler, rows=args.num, steps=args.interpolate, seed=args.seed)
-        mode, nrow, args.grid = f"interpolate{args.interpolate}", args.interpolate, True
-    elif args.arithmetic is not None:
-        from ..sampling import arithmetic, parse_arithmetic
-
-        groups = parse_arithmetic(args.arithmetic)
-        images = arithmetic(sampler, groups, args.num, args.seed)
-        mode, args.grid = "arithmetic", True
-    elif args.nice is not None:
-        images, scores = nice(sampler, args.num, args.nice, args.seed)
-        mode = f"nice{args.nice:g}"
+    z = latent_space.read_latents(args.latents, dim) if args.latents is not None else None
+    scores, nrow, grid, names = None, None, args.grid, None
+    if mode == "seeds":
+        seeds = latent_space.parse_seeds(args.seeds)
+        z_out = latent_space.seed_latents(seeds, dim, psi)
+        images = engine.per_seed(sampler, z_out)
+        names = [f"seed{s:04d}.png" for s in seeds]
+    elif mode == "nice":
+        candidates = draw.truncated_latents(draw.nice_candidates(num, args.nice), dim, seed, psi)
+        images, scores, z_out = engine.nice_from_latents(sampler, candidates, num)
     else:
-        images = sample(sampler, args.num, args.seed)
-        mode = "sample"
-    run_dir = args.run if args.run.is_dir() else args.run.parent.parent
-    out = args.out or run_dir / "generated" / f"step{sampler.step}-{mode}-seed{args.seed}"
-    out.mkdir(parents=True, exist_ok=True)
-    names = [f"{i:05d}.png" for i in range(len(images))]
-    for name, image in zip(names, images):
-        save_png(out / name, image.transpose(1, 2, 0))
-    if scores is not None:
-        with open(out / "scores.csv", "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(["file", "rank", "d_logit"])
-            writer.writerows(
-                (name, i + 1, f"{s:.6f}") for i, (name, s) in enumerate(zip(names, scores))
-            )
-    if args.grid:
-        save_png(out / "grid.png", make_grid(np.ascontiguousarray(images), nrow=nrow))
+        if mode == "interpolate":
+            ends = z if z is not None else draw.truncated_latents(2 * num, dim, seed, psi)
+            z_out = latent_space.interpolation(ends, args.interpolate)
+            nrow, grid = args.interpolate, True
+        elif mode == "arithmetic":
+            groups = latent_space.parse_arithmetic(args.arithmetic)
+            if z is None:
+                z, source = draw.truncated_latents(num, dim, seed, psi), "samples of --num"
+                source += f" {num} --seed {seed}"
+            else:
+                source = f"rows of {args.latents}"
+            z_out = latent_space.arithmetic(z, groups, seed, source=source)
+            grid = True
+        else:
+            z_out = z if z is not None else draw.truncated_latents(num, dim, seed, psi)
+        images = engine.from_latents(sampler, z_out)
+    names = names or [f"{i:05d}.png" for i in range(len(images))]
+
+    label = _label(mode, args, seed)
+    out = (
+        args.out or artefact.run_dir_of(sampler.path) / "generated" / f"step{sampler.step}-{label}"
+    )
+    _check_out(out)
+    record = {
+        "source": str(sampler.path),
+        "step": sampler.step,
+        "engine": args.engine,
+        "mode": mode,
+        "seed": None if mode == "seeds" or args.latents else seed,
+        "seeds": args.seeds,
+        "latents": str(args.latents) if args.latents else None,
+        "truncation": psi,
+        "images": len(images),
+    }
+
+    def fill(tmp: Path) -> None:
+        for name, image in zip(names, images):
+            save_png(tmp / name, image.transpose(1, 2, 0))
+        if scores is not None:
+            with open(tmp / "scores.csv", "w", newline="") as f:
+                writer = csv.writer(f)
+                writer.writerow(["file", "rank", "d_logit"])
+                writer.writerows(
+                    (name, i + 1, f"{s:.6f}") for i, (name, s) in enumerate(zip(names, scores))
+                )
+        if grid:
+            save_png(tmp / "grid.png", make_grid(np.ascontiguousarray(images), nrow=nrow))
+        (tmp / MARKER).write_text(json.dumps(record, indent=2) + "\n")
+
+    artefact.replace_dir(out, fill)
     extra = " and scores.csv" if scores is not None else ""
+    if args.save_latents is not None:
+        atomic_write(args.save_latents, latent_space.latents_bytes(z_out))
+        extra += f"; latents {tuple(z_out.shape)} to {args.save_latents}"
+    trunc = f", truncation {psi:g}" if psi is not None else ""
     print(
-        f"wrote {len(images)} images{extra} to {out} (checkpoint step {sampler.step})",
+        f"wrote {len(images)} images{extra} to {out} (step {sampler.step}{trunc})",
         file=sys.stderr,
     )
     return 0
+
+
+def _label(mode: str, args, seed: int) -> str:
+    """The default output folder's name: mode, where the latents came from, truncation."""
+    what = {
+        "nice": f"nice{args.nice:g}",
+        "interpolate": f"interpolate{args.interpolate}",
+        "seeds": "seeds" + (args.seeds or "").replace(",", "_").replace(" ", "")[:40],
+    }.get(mode, mode)
+    if mode == "seeds":
+        source = ""
+    elif args.latents is not None:
+        source = f"-latents-{args.latents.stem}"
+    else:
+        source = f"-seed{seed}"
+    trunc = f"-trunc{args.truncation:g}" if args.truncation is not None else ""
+    return f"{what}{source}{trunc}"

@@ -13,14 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import checkpoint as ckpt
-from .. import draw
+from .. import artefact, draw
 from ..config import ModelConfig, RunConfig
 from ..draw import keep_best, nice_candidates
-from ..errors import CheckpointError
+from ..errors import CheckpointError, UsageError
 from .backend import get_xp, to_numpy
 from .models import Discriminator, Generator
-from .serialize import model_from_arrays
 from .train import generate, to_model_range
 
 
@@ -28,7 +26,7 @@ from .train import generate, to_model_range
 class Sampler:
     config: RunConfig
     generator: Generator  # the EMA generator when the run has one
-    discriminator: Discriminator
+    discriminator: Discriminator | None  # None for a generator folder (it holds G only)
     device: str
     step: int
     path: Path
@@ -38,35 +36,35 @@ class Sampler:
         return self.config.model
 
 
-def load_sampler(run: Path, device: str = "cpu", which: str = "latest") -> Sampler:
-    """Load G (EMA if present) and D from a run directory or a checkpoint file, in eval mode."""
-    path = ckpt.find_checkpoint(Path(run), which)
-    arrays, meta = ckpt.read_checkpoint(path)
-    config = RunConfig.from_dict(meta["config"])
+def load_sampler(
+    run: Path, device: str = "cpu", which: str = "latest", discriminator: bool = True
+) -> Sampler:
+    """Load G (EMA if present) and D from a run directory, a checkpoint file or a generator
+    folder (`artefact`; it has no D), in eval mode. Non-finite weights are a CheckpointError."""
+    w = artefact.load(Path(run), which, discriminator)
     xp = get_xp(device)
     try:
-        generator, discriminator = Generator(config.model, xp), Discriminator(config.model, xp)
+        generator, d = Generator(w.config.model, xp), Discriminator(w.config.model, xp)
     except ValueError as e:
-        raise CheckpointError(f"checkpoint {path} has an unusable config ({e})") from None
-    g_prefix = (
-        "generator_ema" if any(k.startswith("generator_ema.") for k in arrays) else "generator"
-    )
+        raise CheckpointError(f"checkpoint {w.path} has an unusable config ({e})") from None
     try:
-        model_from_arrays(generator, arrays, g_prefix)
-        model_from_arrays(discriminator, arrays, "discriminator")
+        generator.load_state_dict(w.generator)
+        if w.discriminator is not None:
+            d.load_state_dict(w.discriminator)
     except (KeyError, ValueError) as e:
         raise CheckpointError(
-            f"checkpoint {path} does not match its config ({str(e).splitlines()[0]})"
+            f"checkpoint {w.path} does not match its config ({str(e).splitlines()[0]})"
         ) from None
     generator.eval()
-    discriminator.eval()
-    return Sampler(config, generator, discriminator, device, int(meta["step"]), path)
+    d.eval()
+    d = d if w.discriminator is not None else None
+    return Sampler(w.config, generator, d, device, w.step, w.path)
 
 
-def latents(n: int, latent_dim: int, seed: int) -> np.ndarray:
+def latents(n: int, latent_dim: int, seed: int, truncation: float | None = None) -> np.ndarray:
     """n standard-normal latents float32 (n, latent_dim): `draw.latents`, the same ones
-    `dcgan.sampling.latents` gives, prefix-stable."""
-    return draw.latents(n, latent_dim, seed)
+    `dcgan.sampling.latents` gives, prefix-stable; `truncation` as there."""
+    return draw.truncated_latents(n, latent_dim, seed, truncation)
 
 
 def auto_batch_size(device: str, image_size: int) -> int:
@@ -75,14 +73,32 @@ def auto_batch_size(device: str, image_size: int) -> int:
     return base * (4 if device != "cpu" else 1)
 
 
-def sample(s: Sampler, n: int, seed: int, batch_size: int | None = None) -> np.ndarray:
-    """n images as uint8 (n, C, H, W)."""
-    z = latents(n, s.model.latent_dim, seed)
+def from_latents(s: Sampler, z: np.ndarray, batch_size: int | None = None) -> np.ndarray:
+    """Images uint8 (N, C, H, W) from latents float32 (N, latent_dim)."""
+    z = np.asarray(z, dtype=np.float32)
     return generate(s.generator, z, batch_size or auto_batch_size(s.device, s.model.image_size))
+
+
+def sample(
+    s: Sampler, n: int, seed: int, batch_size: int | None = None, truncation: float | None = None
+) -> np.ndarray:
+    """n images as uint8 (n, C, H, W)."""
+    return from_latents(s, latents(n, s.model.latent_dim, seed, truncation), batch_size)
+
+
+def per_seed(s: Sampler, z: np.ndarray) -> np.ndarray:
+    """Images uint8 (N, C, H, W), one forward pass per latent row, so that each image is the
+    same bit for bit whatever else is drawn (as `dcgan.sampling.per_seed`)."""
+    return np.concatenate([from_latents(s, z[i : i + 1]) for i in range(len(z))])
 
 
 def score(s: Sampler, images_uint8: np.ndarray, batch_size: int = 512) -> np.ndarray:
     """D's logits (float64, (N,)) for uint8 images: higher means "more real" to D."""
+    if s.discriminator is None:
+        raise UsageError(
+            f"--nice ranks samples with the discriminator, and {s.path.parent} is a generator "
+            "folder without one; use the run directory or a checkpoint"
+        )
     xp = s.discriminator.xp
     out = []
     for chunk in np.array_split(images_uint8, max(1, math.ceil(len(images_uint8) / batch_size))):
@@ -91,10 +107,23 @@ def score(s: Sampler, images_uint8: np.ndarray, batch_size: int = 512) -> np.nda
     return np.concatenate(out)
 
 
-def nice(s: Sampler, n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def nice_from_latents(
+    s: Sampler, z: np.ndarray, n: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Of the candidates drawn from latents z, the n that D scores highest, best first:
+    (images uint8 (n, C, H, W), scores (n,), their latents (n, latent_dim))."""
+    candidates = from_latents(s, z)
+    scores = score(s, candidates)
+    best = np.argsort(-scores, kind="stable")[:n]  # draw.keep_best's order
+    return candidates[best], scores[best], np.asarray(z)[best]
+
+
+def nice(
+    s: Sampler, n: int, fraction: float, seed: int, truncation: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Draw n / fraction candidates, keep the n that D scores highest (best first).
 
     Returns (images uint8 (n, C, H, W), scores (n,)).
     """
-    candidates = sample(s, nice_candidates(n, fraction), seed)
+    candidates = sample(s, nice_candidates(n, fraction), seed, truncation=truncation)
     return keep_best(candidates, score(s, candidates), n)
