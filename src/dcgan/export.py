@@ -148,11 +148,14 @@ def _torchscript_bytes(generator, weights, batch: int | None, meta: dict[str, st
     import torch
 
     dim = weights.config.model.latent_dim
-    with torch.no_grad():
+    # torch 2.13 marks torch.jit deprecated (for torch.export); its files still load everywhere
+    # libtorch runs, which is what this format is for
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
         traced = torch.jit.trace(generator, torch.zeros(batch or 2, dim))
-    checked = torch.jit.script(_Checked(traced, dim, batch or 0))
-    buf = io.BytesIO()
-    torch.jit.save(checked, buf, _extra_files={EXTRA_FILE: json.dumps(meta)})
+        checked = torch.jit.script(_Checked(traced, dim, batch or 0))
+        buf = io.BytesIO()
+        torch.jit.save(checked, buf, _extra_files={EXTRA_FILE: json.dumps(meta)})
     return buf.getvalue()
 
 

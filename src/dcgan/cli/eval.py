@@ -50,6 +50,13 @@ def register(sub) -> None:
         help="pt_inception-2015-12-05-6726825d.pth for fid/kid/is (checked by sha256)",
     )
     p.add_argument("--seed", type=int, default=0, help="latent seed (default 0)")
+    p.add_argument(
+        "--truncation",
+        type=float,
+        metavar="PSI",
+        help="score truncated samples (as generate --truncation); such scores are not "
+        "comparable with untruncated ones",
+    )
     p.add_argument("--device", choices=DEVICES, default="auto")
     p.add_argument(
         "--batch-size",
@@ -70,19 +77,22 @@ def run(args) -> int:
 
     # validate the cheap things before loading weights or data
     names = parse_metric_names(args.metrics) if args.metrics else None
+    from ..draw import check_truncation
 
-    from ..checkpoint import find_checkpoint
+    check_truncation(args.truncation)
+
+    from ..artefact import resolve, run_dir_of
     from ..evaluation import append_metrics, default_metric_names, eval_record
     from ..metrics import METRICS, Evaluator
     from ..sampling import load_sampler
     from ..torch_engine import resolve_device
 
     device = resolve_device(args.device)
-    path = find_checkpoint(args.run, args.checkpoint)
-    sampler = load_sampler(path, device)
+    path = resolve(args.run, args.checkpoint)  # a run, a checkpoint or a generator folder
+    sampler = load_sampler(path, device, discriminator=False)
     config = sampler.config
     names = names or default_metric_names(config)
-    run_dir = args.run if args.run.is_dir() else path.parent.parent
+    run_dir = run_dir_of(path)
     real = _reference(config, args)
     started = time.perf_counter()
     evaluator = Evaluator(
@@ -95,17 +105,28 @@ def run(args) -> int:
         batch_size=args.batch_size or 50,
         progress=_bar(args, "inception", unit="batch"),
     )
-    fake = _generate(sampler, args.num, args.seed, args.batch_size, args.progress)
+    fake = _generate(
+        sampler, args.num, args.seed, args.batch_size, args.progress, args.truncation
+    )
     metrics = evaluator(fake)
     took = time.perf_counter() - started
     checkpoint = args.checkpoint if args.run.is_dir() else path.name
+    if path.parent.name != "checkpoints" and path.name == "model.safetensors":
+        checkpoint = "generator"
     record = eval_record(sampler.step, checkpoint, metrics, args.num, args.ref, args.seed, took)
+    if args.truncation is not None:
+        record["truncation"] = args.truncation
     out = append_metrics(run_dir, record)
     print(
         _table(
             metrics, {METRICS[n].key + evaluator.suffix: METRICS[n].lower_is_better for n in names}
         )
     )
+    if args.truncation is not None:
+        print(
+            f"note: samples drawn with --truncation {args.truncation:g}: these scores are not "
+            "comparable with untruncated ones (or another PSI)"
+        )
     print(
         f"{args.num} images from step {sampler.step} ({path.name}) vs {real.name} "
         f"({len(real)} images) in {took:.1f} s; appended to {out}",
@@ -141,7 +162,9 @@ def _reference(config, args):
     )
 
 
-def _generate(sampler, num: int, seed: int, batch_size: int | None, progress: bool):
+def _generate(
+    sampler, num: int, seed: int, batch_size: int | None, progress: bool, truncation=None
+):
     """`sampling.sample` (same latents, same images) in chunks, with a progress bar."""
     import numpy as np
 
@@ -149,7 +172,7 @@ def _generate(sampler, num: int, seed: int, batch_size: int | None, progress: bo
     from ..torch_engine import generate
 
     batch = batch_size or auto_batch_size(sampler.device, sampler.model.image_size)
-    z = latents(num, sampler.model.latent_dim, seed)
+    z = latents(num, sampler.model.latent_dim, seed, truncation=truncation)
     chunks = z.split(batch)
     if progress:
         from tqdm import tqdm

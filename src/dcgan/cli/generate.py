@@ -226,11 +226,14 @@ def run(args) -> int:
 
 def _label(mode: str, args, seed: int) -> str:
     """The default output folder's name: mode, where the latents came from, truncation."""
-    what = {
-        "nice": f"nice{args.nice:g}",
-        "interpolate": f"interpolate{args.interpolate}",
-        "seeds": "seeds" + (args.seeds or "").replace(",", "_").replace(" ", "")[:40],
-    }.get(mode, mode)
+    if mode == "nice":
+        what = f"nice{args.nice:g}"
+    elif mode == "interpolate":
+        what = f"interpolate{args.interpolate}"
+    elif mode == "seeds":
+        what = "seeds" + args.seeds.replace(",", "_").replace(" ", "")[:40]
+    else:
+        what = mode
     if mode == "seeds":
         source = ""
     elif args.latents is not None:
