@@ -72,6 +72,12 @@ tiny = ["--g-features", "4", "--d-features", "4", "--latent-dim", "8", "--batch-
 assert main(["train", "--engine", "numpy", "--name", "r", *tiny, *common]) == 0
 assert main(["train", "--resume", sys.argv[1] + "/r", "--steps", "4", "--no-progress"]) == 0
 assert main(["generate", sys.argv[1] + "/r", "--engine", "numpy", "--num", "4", "--nice", "0.5"]) == 0
+from dcgan.export import write_generator
+folder = str(write_generator(sys.argv[1] + "/r"))
+z = sys.argv[1] + "/z.npy"
+gen = ["generate", folder, "--engine", "numpy"]
+assert main([*gen, "--seeds", "0-3", "--truncation", "0.8", "--save-latents", z]) == 0
+assert main([*gen, "--latents", z, "--interpolate", "3", "--out", sys.argv[1] + "/i"]) == 0
 print("torch" in sys.modules, "torchvision" in sys.modules)
 """
 
