@@ -75,9 +75,6 @@ def main(argv=None) -> None:
     import onnxruntime as ort
     import torch
 
-    from dcgan import checkpoint as ckpt
-    from dcgan import draw, export, sampling
-
     torch.set_num_threads(args.threads)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads, opts.inter_op_num_threads = args.threads, 1
@@ -89,45 +86,52 @@ def main(argv=None) -> None:
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     with tempfile.TemporaryDirectory() as tmp:
         for size in map(int, args.sizes.split(",")):
-            run = _run_dir(Path(tmp), size)
-            folder = export.write_generator(run)
-            onnx_path = export.export(run, "onnx")
-            ts_path = export.export(run, "torchscript")
-            sampler = sampling.load_sampler(run, torch.device("cpu"), discriminator=False)
-            session = ort.InferenceSession(
-                str(onnx_path), opts, providers=["CPUExecutionProvider"]
-            )
-            batch = sampling.auto_batch_size(torch.device("cpu"), size)
-            n = batch * (4 if size == 28 else 2)
-            z = draw.latents(n, 100, seed=0)
+            print(_measure(Path(tmp), size, args.rounds, opts), flush=True)
 
-            def torch_path():
-                return sampling.from_latents(sampler, z, batch)
 
-            def onnx_path_run():
-                out = [
-                    session.run(None, {"z": z[i : i + batch]})[0] for i in range(0, n, batch)
-                ]
-                x = np.concatenate(out)
-                return np.clip(np.round((x + 1) * 127.5), 0, 255).astype(np.uint8)
+def _measure(root: Path, size: int, rounds: int, opts) -> str:
+    """One table row: both engines on the same latents, interleaved round by round."""
+    import onnxruntime as ort
+    import torch
 
-            a, b = torch_path(), onnx_path_run()  # warm-up, and the two agree
-            assert a.shape == b.shape and np.abs(a.astype(int) - b).max() <= 1
-            speeds = {"torch": [], "onnx": []}
-            for _ in range(args.rounds):
-                for name, fn in (("torch", torch_path), ("onnx", onnx_path_run)):
-                    t = time.perf_counter()
-                    fn()
-                    speeds[name].append(n / (time.perf_counter() - t))
-            ratio = statistics.median(o / t for o, t in zip(speeds["onnx"], speeds["torch"]))
-            width = 32 if size == 28 else 64
-            print(
-                f"| {size} px, width {width} | {n} | {statistics.median(speeds['torch']):.0f} | "
-                f"{statistics.median(speeds['onnx']):.0f} | {ratio:.2f}x | "
-                f"{_mb(ckpt.find_checkpoint(run)):.2f} | {_mb(folder / 'model.safetensors'):.2f} | "
-                f"{_mb(onnx_path):.2f} | {_mb(ts_path):.2f} |",
-                flush=True,
-            )
+    from dcgan import checkpoint as ckpt
+    from dcgan import draw, export, sampling
+
+    run = _run_dir(root, size)
+    folder = export.write_generator(run)
+    onnx_file = export.export(run, "onnx")
+    ts_file = export.export(run, "torchscript")
+    sampler = sampling.load_sampler(run, torch.device("cpu"), discriminator=False)
+    session = ort.InferenceSession(str(onnx_file), opts, providers=["CPUExecutionProvider"])
+    batch = sampling.auto_batch_size(torch.device("cpu"), size)
+    n = batch * (4 if size == 28 else 2)
+    z = draw.latents(n, 100, seed=0)
+
+    def with_torch():
+        return sampling.from_latents(sampler, z, batch)  # what `dcgan generate` runs
+
+    def with_onnxruntime():
+        x = np.concatenate(
+            [session.run(None, {"z": z[i : i + batch]})[0] for i in range(0, n, batch)]
+        )
+        return np.clip(np.round((x + 1) * 127.5), 0, 255).astype(np.uint8)
+
+    a, b = with_torch(), with_onnxruntime()  # warm-up, and the two agree
+    assert a.shape == b.shape and np.abs(a.astype(int) - b).max() <= 1
+    speeds = {"torch": [], "onnx": []}
+    for _ in range(rounds):
+        for name, fn in (("torch", with_torch), ("onnx", with_onnxruntime)):
+            t = time.perf_counter()
+            fn()
+            speeds[name].append(n / (time.perf_counter() - t))
+    ratio = statistics.median(o / t for o, t in zip(speeds["onnx"], speeds["torch"]))
+    width = 32 if size == 28 else 64
+    return (
+        f"| {size} px, width {width} | {n} | {statistics.median(speeds['torch']):.0f} | "
+        f"{statistics.median(speeds['onnx']):.0f} | {ratio:.2f}x | "
+        f"{_mb(ckpt.find_checkpoint(run)):.2f} | {_mb(folder / 'model.safetensors'):.2f} | "
+        f"{_mb(onnx_file):.2f} | {_mb(ts_file):.2f} |"
+    )
 
 
 if __name__ == "__main__":
