@@ -218,7 +218,7 @@ def run(args) -> int:
         extra += f"; latents {tuple(z_out.shape)} to {args.save_latents}"
     trunc = f", truncation {psi:g}" if psi is not None else ""
     print(
-        f"wrote {len(images)} images{extra} to {out} (step {sampler.step}{trunc})",
+        f"wrote {len(images)} images{extra} to {out} (checkpoint step {sampler.step}{trunc})",
         file=sys.stderr,
     )
     return 0
