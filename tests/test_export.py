@@ -119,9 +119,13 @@ def test_non_finite_weights_are_one_line_errors(tmp_path, capsys):
     ckpt.write_checkpoint(path, arrays, meta)
     with pytest.raises(CheckpointError, match="non-finite weights in generator_ema"):
         artefact.load(run)
-    for command in (["generate", run], ["generate", run, "--engine", "numpy"], ["export", run]):
-        extra = ["--format", "onnx"] if command[0] == "export" else []
-        code, err = _cli(capsys, *command, *extra)
+    for command in (
+        ["generate", run],
+        ["generate", run, "--engine", "numpy"],
+        ["eval", run, "--metrics", "swd", "--num", 8],
+        ["export", run, "--format", "onnx"],
+    ):
+        code, err = _cli(capsys, *command)
         assert code == 1 and len(err.strip().splitlines()) == 1, err
         assert "non-finite weights" in err and "diverged" in err
 
@@ -269,7 +273,9 @@ def test_export_cli_onnx_matches_generate_pngs(tmp_path):
     assert re.fullmatch(r"wrote \S+g\.onnx \(\d+\.\d\d MB\)\n", proc.stderr), proc.stderr
     z = _latents(6)
     np.save(tmp_path / "z.npy", z)
-    run_dcgan("generate", run, "--latents", tmp_path / "z.npy", "--out", tmp_path / "png", cwd=tmp_path)
+    run_dcgan(
+        "generate", run, "--latents", tmp_path / "z.npy", "--out", tmp_path / "png", cwd=tmp_path
+    )
     x = ort.InferenceSession(str(tmp_path / "g.onnx")).run(None, {"z": z})[0]
     for i, image in enumerate(to_uint8(x)):
         png = np.asarray(Image.open(tmp_path / "png" / f"{i:05d}.png")).transpose(2, 0, 1)

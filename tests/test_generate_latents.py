@@ -102,7 +102,23 @@ def test_eval_with_truncation_says_scores_are_not_comparable(run, capsys):
 def test_saved_latents_redraw_the_same_images(run, engine, capsys):
     a, b, z = run.parent / "a", run.parent / "b", run.parent / "z.npy"
     args = ["--engine", engine]
-    assert _cli(capsys, "generate", run, "--num", 5, "--nice", 0.25, "--save-latents", z, "--out", a, *args)[0] == 0
+    assert (
+        _cli(
+            capsys,
+            "generate",
+            run,
+            "--num",
+            5,
+            "--nice",
+            0.25,
+            "--save-latents",
+            z,
+            "--out",
+            a,
+            *args,
+        )[0]
+        == 0
+    )
     saved = np.load(z)
     assert saved.shape == (5, 8) and saved.dtype == np.float32
     assert _cli(capsys, "generate", run, "--latents", z, "--out", b, *args)[0] == 0
@@ -162,12 +178,16 @@ def test_latent_option_conflicts(run, tmp_path, capsys):
     assert np.array_equal(np.load(z), draw.latents(4, 8, 0))
 
 
-def test_interpolate_and_arithmetic_take_latent_files(run, tmp_path, capsys):
+@pytest.mark.parametrize("engine", ["torch", "numpy"])
+def test_interpolate_and_arithmetic_take_latent_files(run, tmp_path, engine, capsys):
+    def generate(*args):
+        return _cli(capsys, "generate", run, "--engine", engine, *args)
+
     ends = draw.latents(4, 8, 5)
     np.save(tmp_path / "ends.npy", ends)
     out, walk = tmp_path / "walk", tmp_path / "walk.npy"
-    code, _ = _cli(
-        capsys, "generate", run, "--latents", tmp_path / "ends.npy", "--interpolate", 5,
+    code, _ = generate(
+        "--latents", tmp_path / "ends.npy", "--interpolate", 5,
         "--out", out, "--save-latents", walk,
     )  # fmt: skip
     z = np.load(walk)
@@ -175,15 +195,15 @@ def test_interpolate_and_arithmetic_take_latent_files(run, tmp_path, capsys):
     assert np.array_equal(z[0], ends[0]) and np.array_equal(z[4], ends[1])
     assert np.array_equal(z[5], ends[2]) and np.array_equal(z[9], ends[3])
     np.save(tmp_path / "three.npy", ends[:3])
-    code, err = _cli(capsys, "generate", run, "--latents", tmp_path / "three.npy", "--interpolate", 4)
+    code, err = generate("--latents", tmp_path / "three.npy", "--interpolate", 4)
     _one_line(code, err, 2, "pairs of latents")
 
     np.save(tmp_path / "a.npy", ends[:2])
     np.save(tmp_path / "b-1.npy", ends[2:3])
     arith = tmp_path / "arith.npy"
     text = f"{tmp_path / 'a.npy'} - {tmp_path / 'b-1.npy'} + 0,2"
-    code, err = _cli(
-        capsys, "generate", run, "--arithmetic", text, "--num", 4, "--seed", 5,
+    code, err = generate(
+        "--arithmetic", text, "--num", 4, "--seed", 5,
         "--save-latents", arith, "--out", tmp_path / "ar",
     )  # fmt: skip
     assert code == 0, err
@@ -191,14 +211,12 @@ def test_interpolate_and_arithmetic_take_latent_files(run, tmp_path, capsys):
     c = draw.latents(4, 8, 5)[[0, 2]].mean(0)
     np.testing.assert_allclose(z[3], ends[:2].mean(0) - ends[2] + c, rtol=0, atol=1e-6)
     # indices into a latent file's rows
-    code, err = _cli(
-        capsys, "generate", run, "--latents", tmp_path / "ends.npy", "--arithmetic", "0 - 1 + 2",
+    code, err = generate(
+        "--latents", tmp_path / "ends.npy", "--arithmetic", "0 - 1 + 2",
         "--save-latents", arith, "--force", "--out", tmp_path / "ar2",
     )  # fmt: skip
     assert code == 0 and np.allclose(np.load(arith)[3], ends[0] - ends[1] + ends[2])
-    code, err = _cli(
-        capsys, "generate", run, "--latents", tmp_path / "ends.npy", "--arithmetic", "0 - 1 + 9"
-    )
+    code, err = generate("--latents", tmp_path / "ends.npy", "--arithmetic", "0 - 1 + 9")
     _one_line(code, err, 2, "not among the 4 rows of")
 
 
@@ -234,7 +252,9 @@ def test_a_seed_image_is_the_same_alone_and_in_a_range(run, tmp_path, engine, ca
     alone, many = tmp_path / "alone", tmp_path / "many"
     args = ["--engine", engine]
     assert _cli(capsys, "generate", run, "--seeds", "7", "--out", alone, *args)[0] == 0
-    assert _cli(capsys, "generate", run, "--seeds", "0-35,100", "--out", many, "--grid", *args)[0] == 0
+    assert (
+        _cli(capsys, "generate", run, "--seeds", "0-35,100", "--out", many, "--grid", *args)[0] == 0
+    )
     names = sorted(p.name for p in many.glob("seed*.png"))
     assert len(names) == 37 and names[0] == "seed0000.png" and "seed0100.png" in names
     assert (alone / "seed0007.png").read_bytes() == (many / "seed0007.png").read_bytes()
