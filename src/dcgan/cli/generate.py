@@ -7,7 +7,9 @@ from __future__ import annotations
 import csv
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..config import DEVICES, ENGINES
 from ..errors import UsageError
@@ -92,6 +94,7 @@ def register(sub) -> None:
 
 def _check_options(args) -> str:
     """Validate option combinations before anything is loaded; returns the mode."""
+    from .. import latent_space
     from ..draw import check_seed, check_truncation
 
     modes = [
@@ -112,6 +115,10 @@ def _check_options(args) -> str:
         for flag in taken:
             if getattr(args, flag) is not None:
                 raise UsageError(f"--latents gives the latents; drop --{flag}")
+    if mode == "seeds":
+        latent_space.parse_seeds(args.seeds)  # bad lists fail before anything is loaded
+    if mode == "arithmetic":
+        latent_space.parse_arithmetic(args.arithmetic)
     if args.save_latents is not None and args.save_latents.exists() and not args.force:
         raise UsageError(f"--save-latents {args.save_latents} exists; pass --force to replace it")
     return mode
@@ -128,11 +135,8 @@ def _check_out(out: Path) -> None:
 
 
 def run(args) -> int:
-    import numpy as np
-
-    from .. import artefact, draw, latent_space
+    from .. import artefact, latent_space
     from ..checkpoint import atomic_write
-    from ..images import make_grid, save_png
 
     if args.engine == "numpy":
         from ..numpy_engine import sampling as engine
@@ -144,43 +148,11 @@ def run(args) -> int:
     mode = _check_options(args)
     if args.out is not None:
         _check_out(args.out)
-    num = args.num or 64
-    seed = args.seed or 0
-    psi = args.truncation
     device = resolve_device(args.device)
     sampler = engine.load_sampler(args.run, device, args.checkpoint, discriminator=mode == "nice")
-    dim = sampler.model.latent_dim
+    drawn = _draw(args, mode, engine, sampler)
 
-    z = latent_space.read_latents(args.latents, dim) if args.latents is not None else None
-    scores, nrow, grid, names = None, None, args.grid, None
-    if mode == "seeds":
-        seeds = latent_space.parse_seeds(args.seeds)
-        z_out = latent_space.seed_latents(seeds, dim, psi)
-        images = engine.per_seed(sampler, z_out)
-        names = [f"seed{s:04d}.png" for s in seeds]
-    elif mode == "nice":
-        candidates = draw.truncated_latents(draw.nice_candidates(num, args.nice), dim, seed, psi)
-        images, scores, z_out = engine.nice_from_latents(sampler, candidates, num)
-    else:
-        if mode == "interpolate":
-            ends = z if z is not None else draw.truncated_latents(2 * num, dim, seed, psi)
-            z_out = latent_space.interpolation(ends, args.interpolate)
-            nrow, grid = args.interpolate, True
-        elif mode == "arithmetic":
-            groups = latent_space.parse_arithmetic(args.arithmetic)
-            if z is None:
-                z, source = draw.truncated_latents(num, dim, seed, psi), "samples of --num"
-                source += f" {num} --seed {seed}"
-            else:
-                source = f"rows of {args.latents}"
-            z_out = latent_space.arithmetic(z, groups, seed, source=source)
-            grid = True
-        else:
-            z_out = z if z is not None else draw.truncated_latents(num, dim, seed, psi)
-        images = engine.from_latents(sampler, z_out)
-    names = names or [f"{i:05d}.png" for i in range(len(images))]
-
-    label = _label(mode, args, seed)
+    label = _label(mode, args, args.seed or 0)
     out = (
         args.out or artefact.run_dir_of(sampler.path) / "generated" / f"step{sampler.step}-{label}"
     )
@@ -190,38 +162,96 @@ def run(args) -> int:
         "step": sampler.step,
         "engine": args.engine,
         "mode": mode,
-        "seed": None if mode == "seeds" or args.latents else seed,
+        "seed": None if mode == "seeds" or args.latents else args.seed or 0,
         "seeds": args.seeds,
         "latents": str(args.latents) if args.latents else None,
-        "truncation": psi,
-        "images": len(images),
+        "truncation": args.truncation,
+        "images": len(drawn.images),
     }
-
-    def fill(tmp: Path) -> None:
-        for name, image in zip(names, images):
-            save_png(tmp / name, image.transpose(1, 2, 0))
-        if scores is not None:
-            with open(tmp / "scores.csv", "w", newline="") as f:
-                writer = csv.writer(f)
-                writer.writerow(["file", "rank", "d_logit"])
-                writer.writerows(
-                    (name, i + 1, f"{s:.6f}") for i, (name, s) in enumerate(zip(names, scores))
-                )
-        if grid:
-            save_png(tmp / "grid.png", make_grid(np.ascontiguousarray(images), nrow=nrow))
-        (tmp / MARKER).write_text(json.dumps(record, indent=2) + "\n")
-
-    artefact.replace_dir(out, fill)
-    extra = " and scores.csv" if scores is not None else ""
+    artefact.replace_dir(out, lambda tmp: _write(tmp, drawn, record))
+    extra = " and scores.csv" if drawn.scores is not None else ""
     if args.save_latents is not None:
-        atomic_write(args.save_latents, latent_space.latents_bytes(z_out))
-        extra += f"; latents {tuple(z_out.shape)} to {args.save_latents}"
-    trunc = f", truncation {psi:g}" if psi is not None else ""
+        atomic_write(args.save_latents, latent_space.latents_bytes(drawn.z))
+        extra += f"; latents {tuple(drawn.z.shape)} to {args.save_latents}"
+    trunc = f", truncation {args.truncation:g}" if args.truncation is not None else ""
     print(
-        f"wrote {len(images)} images{extra} to {out} (checkpoint step {sampler.step}{trunc})",
+        f"wrote {len(drawn.images)} images{extra} to {out} (checkpoint step {sampler.step}{trunc})",
         file=sys.stderr,
     )
     return 0
+
+
+@dataclass
+class _Drawn:
+    images: Any  # uint8 (N, C, H, W)
+    z: Any  # float32 (N, latent_dim): image i's latent
+    names: list[str]
+    scores: Any = None  # --nice: D's logits, best first
+    grid: bool = False
+    nrow: int | None = None
+
+
+def _draw(args, mode: str, engine, sampler) -> _Drawn:
+    """The latents of the images to write (from the seed, the seeds or --latents, through the
+    mode), and the images."""
+    from .. import draw, latent_space
+
+    num, seed, psi = args.num or 64, args.seed or 0, args.truncation
+    dim = sampler.model.latent_dim
+    z = latent_space.read_latents(args.latents, dim) if args.latents is not None else None
+    if mode == "seeds":
+        seeds = latent_space.parse_seeds(args.seeds)
+        z_out = latent_space.seed_latents(seeds, dim, psi)
+        names = [f"seed{s:04d}.png" for s in seeds]
+        return _Drawn(engine.per_seed(sampler, z_out), z_out, names, grid=args.grid)
+    if mode == "nice":
+        candidates = draw.truncated_latents(draw.nice_candidates(num, args.nice), dim, seed, psi)
+        images, scores, z_out = engine.nice_from_latents(sampler, candidates, num)
+        return _Drawn(images, z_out, _numbered(num), scores, grid=args.grid)
+    grid, nrow = args.grid, None
+    if mode == "interpolate":
+        ends = z if z is not None else draw.truncated_latents(2 * num, dim, seed, psi)
+        z_out = latent_space.interpolation(ends, args.interpolate)
+        grid, nrow = True, args.interpolate
+    elif mode == "arithmetic":
+        groups = latent_space.parse_arithmetic(args.arithmetic)
+        if z is None:
+            z, source = draw.truncated_latents(num, dim, seed, psi), f"samples of --num {num}"
+            source += f" --seed {seed}"
+        else:
+            source = f"rows of {args.latents}"
+        z_out = latent_space.arithmetic(z, groups, seed, source=source)
+        grid = True
+    else:
+        z_out = z if z is not None else draw.truncated_latents(num, dim, seed, psi)
+    images = engine.from_latents(sampler, z_out)
+    return _Drawn(images, z_out, _numbered(len(images)), grid=grid, nrow=nrow)
+
+
+def _numbered(n: int) -> list[str]:
+    return [f"{i:05d}.png" for i in range(n)]
+
+
+def _write(folder: Path, drawn: _Drawn, record: dict) -> None:
+    """The PNGs, scores.csv (--nice), grid.png and the generate.json marker into `folder`."""
+    import numpy as np
+
+    from ..images import make_grid, save_png
+
+    for name, image in zip(drawn.names, drawn.images):
+        save_png(folder / name, image.transpose(1, 2, 0))
+    if drawn.scores is not None:
+        with open(folder / "scores.csv", "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["file", "rank", "d_logit"])
+            writer.writerows(
+                (name, i + 1, f"{s:.6f}")
+                for i, (name, s) in enumerate(zip(drawn.names, drawn.scores))
+            )
+    if drawn.grid:
+        grid = make_grid(np.ascontiguousarray(drawn.images), nrow=drawn.nrow)
+        save_png(folder / "grid.png", grid)
+    (folder / MARKER).write_text(json.dumps(record, indent=2) + "\n")
 
 
 def _label(mode: str, args, seed: int) -> str:
