@@ -175,6 +175,8 @@ def test_latent_option_conflicts(run, tmp_path, capsys):
         _one_line(code, err, 2, fragment)
     code, err = _cli(capsys, "generate", run, "--num", 2, "--save-latents", z)
     _one_line(code, err, 2, "exists; pass --force")
+    code, err = _cli(capsys, "generate", run, "--save-latents", tmp_path, "--force")
+    _one_line(code, err, 2, "is a folder")
     assert np.array_equal(np.load(z), draw.latents(4, 8, 0))
 
 

@@ -119,6 +119,8 @@ def _check_options(args) -> str:
         latent_space.parse_seeds(args.seeds)  # bad lists fail before anything is loaded
     if mode == "arithmetic":
         latent_space.parse_arithmetic(args.arithmetic)
+    if args.save_latents is not None and args.save_latents.is_dir():
+        raise UsageError(f"--save-latents {args.save_latents} is a folder; name the .npy file")
     if args.save_latents is not None and args.save_latents.exists() and not args.force:
         raise UsageError(f"--save-latents {args.save_latents} exists; pass --force to replace it")
     return mode
