@@ -105,9 +105,7 @@ def run(args) -> int:
         batch_size=args.batch_size or 50,
         progress=_bar(args, "inception", unit="batch"),
     )
-    fake = _generate(
-        sampler, args.num, args.seed, args.batch_size, args.progress, args.truncation
-    )
+    fake = _generate(sampler, args.num, args.seed, args.batch_size, args.progress, args.truncation)
     metrics = evaluator(fake)
     took = time.perf_counter() - started
     checkpoint = args.checkpoint if args.run.is_dir() else path.name
