@@ -110,3 +110,15 @@ def test_a_divergence_recovers_after_a_rollback(tmp_path, digits, monkeypatch):
     assert result.config.train.lr_g == config.train.lr_g / 2
     saved = dcgan.config.RunConfig.from_dict(read_meta(result.checkpoint)["config"])
     assert saved.train.lr_d == config.train.lr_d / 2  # the checkpoint says how it went on
+
+
+def test_training_writes_the_generator_folder(tmp_path, digits):
+    from safetensors.numpy import load_file
+
+    from dcgan import checkpoint as ckpt
+
+    result = dcgan.train(tiny_config(steps=4, ema=True), data=digits, runs_dir=tmp_path, name="g")
+    arrays, _ = ckpt.read_checkpoint(result.checkpoint)
+    tensors = load_file(str(result.run_dir / "generator" / "model.safetensors"))
+    ema = ckpt.subset(arrays, "generator_ema")
+    assert tensors.keys() == ema.keys() and all(np.array_equal(tensors[k], ema[k]) for k in ema)

@@ -251,6 +251,10 @@ def _train_inside(
     if hooks.evaluate and result == "done" and state.step % config.train.eval_every:
         hooks.evaluate(state)  # the final weights are a candidate for best too
     saved = _save(engine, state, run_dir, config) if group.is_main else None
+    if group.is_main:  # the deployable generator: RUN/generator/{model.safetensors, config.json}
+        from .artefact import write_generator
+
+        write_generator(saved)
     group.barrier()  # nobody leaves (and so no launcher tears the group down) before the save
     took = time.perf_counter() - started
     if group.is_main:
