@@ -112,3 +112,88 @@ def test_init_statistics():
     assert abs(w.mean()) < 1e-3 and abs(w.std() - 0.02) < 1e-3
     assert abs(bn.mean() - 1) < 2e-3 and abs(bn.std() - 0.02) < 2e-3
     assert torch.all(g[0].bias == 0) and torch.all(g[1].bias == 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# D's stabilisers: spectral normalisation and the normalisation between its layers
+
+
+def _sn_layers(d: nn.Module):
+    return [m for m in d.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+
+
+@pytest.mark.parametrize("kind", ["dcgan", "mlp"])
+def test_spectral_norm_makes_each_weight_unit_norm(kind):
+    torch.manual_seed(0)
+    cfg = ModelConfig(kind=kind, image_size=28, g_features=4, d_features=4, spectral_norm=True)
+    _, d = build_models(cfg)
+    plain = build_models(ModelConfig(kind=kind, image_size=28, g_features=4, d_features=4))[1]
+    layers = _sn_layers(d)
+    assert layers and all(hasattr(m, "parametrizations") for m in layers)
+    for _ in range(10):  # train-mode forwards run the power iteration
+        d(torch.randn(4, 1, 28, 28))
+    for m in layers:
+        sigma = torch.linalg.matrix_norm(m.weight.detach().flatten(1), ord=2)
+        assert abs(float(sigma) - 1) < 0.02
+    # without SN the paper's N(0, 0.02) weights are far from unit norm
+    sigmas = [
+        float(torch.linalg.matrix_norm(m.weight.detach().flatten(1), ord=2))
+        for m in _sn_layers(plain)
+    ]
+    assert max(abs(s - 1) for s in sigmas) > 0.3
+
+
+def test_spectral_norm_state_dict_round_trips_with_its_power_iteration_vectors():
+    torch.manual_seed(0)
+    cfg = ModelConfig(image_size=32, channels=3, g_features=4, d_features=4, spectral_norm=True)
+    _, d = build_models(cfg)
+    for _ in range(3):
+        d(torch.randn(4, 3, 32, 32))
+    sd = d.state_dict()
+    assert "main.0.parametrizations.weight.original" in sd
+    assert "main.0.parametrizations.weight.0._u" in sd  # u, v are buffers: saved and restored
+    torch.manual_seed(1)  # a different init, so the load must carry everything
+    _, d2 = build_models(cfg)
+    d2.load_state_dict(sd)
+    x = torch.randn(5, 3, 32, 32)
+    torch.testing.assert_close(d2(x), d(x), rtol=0, atol=0)  # train mode: one more iteration each
+    d.eval(), d2.eval()
+    torch.testing.assert_close(d2(x), d(x), rtol=0, atol=0)
+
+
+def test_spectral_norm_checkpoint_round_trip_through_the_train_state():
+    from dcgan.config import RunConfig, TrainConfig
+    from dcgan.train import create_state, restore_state, state_to_arrays
+
+    model = ModelConfig(image_size=28, g_features=4, d_features=4, spectral_norm=True)
+    config = RunConfig(model=model, train=TrainConfig(steps=2, seed=3))
+    state = create_state(config, torch.device("cpu"))
+    state.discriminator(torch.randn(4, 1, 28, 28))  # move u, v away from their start
+    arrays, meta = state_to_arrays(state)
+    other = create_state(RunConfig(model=model, train=TrainConfig(steps=2, seed=4)), state.device)
+    restore_state(other, arrays, meta)
+    for a, b in zip(
+        state.discriminator.state_dict().values(), other.discriminator.state_dict().values()
+    ):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("norm", ["batch", "layer", "none"])
+def test_d_norm_choice_and_per_sample_logits(norm):
+    torch.manual_seed(0)
+    cfg = ModelConfig(image_size=32, g_features=4, d_features=4, d_norm=norm)
+    _, d = build_models(cfg)
+    kinds = {type(m) for m in d.modules()}
+    assert (nn.BatchNorm2d in kinds) == (norm == "batch")
+    assert (nn.GroupNorm in kinds) == (norm == "layer")
+    x = torch.randn(6, 1, 32, 32)
+    alone, in_batch = d(x[:1]), d(x)[:1]  # train mode
+    # a per-sample critic (what a gradient penalty assumes) scores an image the same in any batch
+    assert torch.allclose(alone, in_batch, atol=1e-5) == (norm != "batch")
+
+
+def test_unknown_d_norm_is_a_usage_error():
+    from dcgan.errors import UsageError
+
+    with pytest.raises(UsageError, match="batch, none, layer"):
+        ModelConfig(d_norm="instance").validate()

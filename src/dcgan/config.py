@@ -21,6 +21,7 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 DCGAN_SIZES = (28, 32, 64, 128)
 ENGINES = ("torch", "numpy")
 PRECISIONS = ("fp32", "bf16")
+D_NORMS = ("batch", "none", "layer")  # D's normalisation: BatchNorm (the paper), none, GroupNorm(1)
 
 
 def size_defaults(kind: str, image_size: int) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -46,9 +47,14 @@ class ModelConfig:
     latent_dim: int = 100
     g_features: int = 64  # ngf: width of G's last hidden layer (MLP: a quarter of its first)
     d_features: int = 64  # ndf: width of D's first layer (MLP: an eighth of its first)
+    # D's stabilisers (models.py): spectral normalisation of every D weight (Miyato et al. 2018),
+    # and the normalisation between its layers; "none"/"layer" keep a per-sample penalty valid
+    spectral_norm: bool = False
+    d_norm: str = "batch"
 
     def validate(self) -> None:
         _choice("model", self.kind, MODEL_KINDS)
+        _choice("d-norm", self.d_norm, D_NORMS)
         if self.kind == "dcgan" and self.image_size not in DCGAN_SIZES:
             sizes = ", ".join(map(str, DCGAN_SIZES))
             raise UsageError(f"--image-size {self.image_size} is not supported; use one of {sizes}")

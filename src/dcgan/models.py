@@ -11,7 +11,7 @@ import math
 import torch
 from torch import nn
 
-from .config import DCGAN_SIZES, ModelConfig
+from .config import D_NORMS, DCGAN_SIZES, ModelConfig
 
 
 def _dcgan_plan(image_size: int) -> tuple[int, int]:
@@ -66,8 +66,11 @@ class DCGANDiscriminator(nn.Module):
     """image (N, channels, S, S) -> logits (N,).
 
     4x4 stride-2 convolutions halve the side and double the width down to base x base; the first
-    has no BatchNorm (the paper's rule), every one uses LeakyReLU(0.2). A final base x base
+    has no normalisation (the paper's rule), every one uses LeakyReLU(0.2). A final base x base
     convolution gives one logit. No Sigmoid: the loss works on logits, which is safe under autocast.
+    cfg.d_norm picks the normalisation of the others: "batch" (the paper), "layer" (GroupNorm
+    with one group: per sample over C, H, W, so a gradient penalty stays per sample, as
+    Gulrajani et al. ask of a WGAN-GP critic) or "none" (those modules are absent).
     """
 
     def __init__(self, cfg: ModelConfig):
@@ -80,11 +83,9 @@ class DCGANDiscriminator(nn.Module):
             nn.LeakyReLU(0.2, inplace=True),
         ]
         for _ in range(n_up - 1):
-            layers += [
-                nn.Conv2d(width, width * 2, 4, 2, 1, bias=False),
-                nn.BatchNorm2d(width * 2),
-                nn.LeakyReLU(0.2, inplace=True),
-            ]
+            layers.append(nn.Conv2d(width, width * 2, 4, 2, 1, bias=False))
+            layers += _d_norm(cfg.d_norm, width * 2)
+            layers.append(nn.LeakyReLU(0.2, inplace=True))
             width *= 2
         # state size: width x base x base -> 1 x 1 x 1
         layers.append(nn.Conv2d(width, 1, base, 1, 0, bias=False))
@@ -92,6 +93,16 @@ class DCGANDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.main(x).flatten()
+
+
+def _d_norm(kind: str, width: int) -> list[nn.Module]:
+    if kind == "batch":
+        return [nn.BatchNorm2d(width)]
+    if kind == "layer":
+        return [nn.GroupNorm(1, width)]
+    if kind == "none":
+        return []
+    raise ValueError(f"unknown d_norm {kind!r}; use one of {', '.join(D_NORMS)}")
 
 
 class MLPGenerator(nn.Module):
@@ -145,15 +156,36 @@ def init_weights(module: nn.Module) -> None:
             nn.init.normal_(m.weight, 0.0, 0.02)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
-        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm)):
             nn.init.normal_(m.weight, 1.0, 0.02)
             nn.init.zeros_(m.bias)
 
 
-def build_models(cfg: ModelConfig) -> tuple[nn.Module, nn.Module]:
-    """Build (generator, discriminator) for a model config, initialised with the paper's scheme.
+def apply_spectral_norm(module: nn.Module) -> nn.Module:
+    """Spectral normalisation (Miyato et al. 2018) of every convolution and linear weight, in
+    place: the weight used is W / sigma(W), sigma estimated by one power iteration per forward in
+    train mode (none in eval mode).
 
-    Initialisation draws from torch's global RNG, so seed it first for reproducible weights.
+    With `torch.nn.utils.parametrizations.spectral_norm` a layer's state dict holds
+    `parametrizations.weight.original` (the trained W) and the power-iteration vectors
+    `parametrizations.weight.0._u` / `._v`, which are buffers: they are saved with
+    `module.state_dict()`, and an exact resume needs them (sigma and so every logit depends on
+    them). The optimiser sees `...original`. Call after init_weights (which writes W itself).
+    """
+    from torch.nn.utils.parametrizations import spectral_norm
+
+    for m in list(module.modules()):
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            spectral_norm(m)
+    return module
+
+
+def build_models(cfg: ModelConfig) -> tuple[nn.Module, nn.Module]:
+    """Build (generator, discriminator) for a model config, initialised with the paper's scheme;
+    D spectrally normalised when cfg.spectral_norm.
+
+    Initialisation (and spectral norm's first u, v) draws from torch's global RNG, so seed it
+    first for reproducible weights.
     """
     if cfg.kind == "dcgan":
         g, d = DCGANGenerator(cfg), DCGANDiscriminator(cfg)
@@ -163,4 +195,6 @@ def build_models(cfg: ModelConfig) -> tuple[nn.Module, nn.Module]:
         raise ValueError(f"unknown model kind {cfg.kind!r}; use dcgan or mlp")
     init_weights(g)
     init_weights(d)
+    if cfg.spectral_norm:
+        apply_spectral_norm(d)
     return g, d
