@@ -1,7 +1,9 @@
+import pytest
 import torch
 import torch.nn.functional as F
 
-from dcgan.losses import LOSSES, gradient_penalty
+from dcgan.errors import UsageError
+from dcgan.losses import LOSSES, gradient_penalty, r1_penalty
 
 
 def test_bce_equals_torch_bce_with_logits():
@@ -37,3 +39,57 @@ def test_gradient_penalty_is_zero_for_a_unit_slope_critic():
     assert gp.abs() < 1e-10
     gp2 = gradient_penalty(lambda x: 3 * critic(x), x_real, x_fake, torch.rand(8))
     torch.testing.assert_close(gp2, torch.tensor(4.0))
+
+
+def test_r1_penalty_of_a_linear_critic_is_the_squared_weight_norm():
+    w = torch.randn(1, 12)
+    critic = lambda x: (x.flatten(1) @ w.T).flatten()  # grad_x D = w for every x
+    r1 = r1_penalty(critic, torch.randn(5, 3, 2, 2))
+    torch.testing.assert_close(r1, w.pow(2).sum())
+
+
+def test_r1_penalty_matches_the_analytic_value_and_trains_d():
+    a = torch.tensor(0.7, requires_grad=True)
+    critic = lambda x: a * 0.5 * x.flatten(1).pow(2).sum(dim=1)  # grad_x D = a x
+    x = torch.randn(6, 1, 3, 3)
+    r1 = r1_penalty(critic, x)
+    mean_sq = x.flatten(1).pow(2).sum(dim=1).mean()
+    torch.testing.assert_close(r1, a.detach() ** 2 * mean_sq)
+    (grad_a,) = torch.autograd.grad(r1, a)  # the penalty's graph reaches D's parameters
+    torch.testing.assert_close(grad_a, 2 * a.detach() * mean_sq)
+    assert not x.requires_grad  # the caller's batch is left alone
+
+
+def test_r1_penalty_agrees_with_finite_differences_on_a_conv_critic():
+    torch.manual_seed(0)
+    d = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 3, 3), torch.nn.Tanh(), torch.nn.Flatten(), torch.nn.LazyLinear(1)
+    ).double()
+    x = torch.randn(2, 1, 5, 5, dtype=torch.float64)
+    d(x)
+    critic = lambda t: d(t).flatten()
+    eps, total = 1e-6, 0.0
+    for i in range(2):  # per-sample |grad|^2 by central differences
+        g = torch.zeros(25, dtype=torch.float64)
+        for j in range(25):
+            e = torch.zeros(25, dtype=torch.float64)
+            e[j] = eps
+            xp, xm = x[i : i + 1] + e.view(1, 1, 5, 5), x[i : i + 1] - e.view(1, 1, 5, 5)
+            g[j] = (critic(xp) - critic(xm)).item() / (2 * eps)
+        total += float(g.pow(2).sum())
+    torch.testing.assert_close(r1_penalty(critic, x).item(), total / 2, rtol=1e-6, atol=1e-8)
+
+
+def test_one_loss_registry_for_config_and_both_engines():
+    from dcgan import config
+    from dcgan.numpy_engine.losses import LOSSES as NP_LOSSES
+
+    assert tuple(LOSSES) == config.LOSSES
+    assert all(LOSSES[name].name == name for name in LOSSES)
+    # the NumPy engine has every loss but those that need double backprop, which config rejects
+    missing = set(config.LOSSES) - set(NP_LOSSES)
+    assert set(NP_LOSSES) <= set(config.LOSSES)
+    assert missing == {n for n in config.LOSSES if LOSSES[n].gradient_penalty}
+    for name in missing:
+        with pytest.raises(UsageError, match="numpy"):
+            config.TrainConfig(loss=name, engine="numpy").validate()

@@ -2,6 +2,9 @@
 
 Each loss gives D's loss from (logits_real, logits_fake) and G's loss from logits_fake. Losses
 that need more than logits (WGAN-GP's gradient penalty) declare it, and the training step adds it.
+The penalties that differentiate D (gradient_penalty, r1_penalty) are functions of D and images.
+The loss names live once, in config.LOSSES (torch-free, for validation); LOSSES here is built
+from them, and a test holds the NumPy engine's registry to the same names.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+
+from . import config
 
 Tensor = torch.Tensor
 
@@ -56,7 +61,7 @@ class GANLoss:
     probabilities: bool = True  # whether sigmoid(logits) reads as D's probability "real"
 
 
-LOSSES: dict[str, GANLoss] = {
+_LOSSES: dict[str, GANLoss] = {
     "bce": GANLoss("bce", _bce_d, _bce_g),
     # least squares: D's output itself is the score (targets 0 and 1), not a logit
     "lsgan": GANLoss("lsgan", _lsgan_d, _lsgan_g, probabilities=False),
@@ -70,6 +75,8 @@ LOSSES: dict[str, GANLoss] = {
         probabilities=False,
     ),
 }
+# in config.LOSSES's order; a name there without a loss here fails at import, not mid-training
+LOSSES: dict[str, GANLoss] = {name: _LOSSES[name] for name in config.LOSSES}
 
 
 def gradient_penalty(discriminator, x_real: Tensor, x_fake: Tensor, alpha: Tensor) -> Tensor:
@@ -79,3 +86,15 @@ def gradient_penalty(discriminator, x_real: Tensor, x_fake: Tensor, alpha: Tenso
     x_hat = (alpha * x_real + (1 - alpha) * x_fake).requires_grad_(True)
     (grad,) = torch.autograd.grad(discriminator(x_hat).sum(), x_hat, create_graph=True)
     return (grad.flatten(1).norm(2, dim=1) - 1).pow(2).mean()
+
+
+def r1_penalty(discriminator, x_real: Tensor) -> Tensor:
+    """Mescheder et al. 2018's R1: E_x[|grad_x D(x)|_2^2] over the real batch (N, C, H, W).
+
+    The caller weights it by gamma / 2 and adds it to D's loss. The graph is kept (create_graph)
+    so the penalty trains D. `discriminator` is any callable of images to logits (N,), e.g. D
+    after DiffAugment, so the penalty sees what D sees.
+    """
+    x = x_real.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(discriminator(x).float().sum(), x, create_graph=True)
+    return grad.float().flatten(1).pow(2).sum(dim=1).mean()
