@@ -14,17 +14,27 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+# The one affine map between the ranges, model = uint8 * UINT8_TO_MODEL - 1, and its inverse
+# uint8 = round((model + 1) * MODEL_TO_UINT8) clipped to 0..255. dcgan.pixels is the torch twin.
+UINT8_TO_MODEL = 2.0 / 255.0
+MODEL_TO_UINT8 = 127.5
+
 
 def uint8_to_model(x: np.ndarray) -> np.ndarray:
-    """uint8 0..255 -> float32 in [-1, 1]."""
-    return x.astype(np.float32) * (2.0 / 255.0) - 1.0
+    """uint8 0..255 (or floats on that scale) -> float32 in [-1, 1]. Uses the array's own
+    methods, so a CuPy array stays on its device."""
+    if not hasattr(x, "astype"):
+        x = np.asarray(x)
+    return x.astype(np.float32) * np.float32(UINT8_TO_MODEL) - np.float32(1.0)
 
 
 def model_to_uint8(x: np.ndarray) -> np.ndarray:
-    """float in [-1, 1] (values outside are clipped) -> uint8 0..255, rounded to nearest."""
-    return np.clip(np.rint((np.asarray(x, dtype=np.float32) + 1.0) * 127.5), 0, 255).astype(
-        np.uint8
-    )
+    """float in [-1, 1] (values outside are clipped) -> uint8 0..255, rounded to nearest (ties to
+    even). Uses the array's own methods, so a CuPy array stays on its device."""
+    if not hasattr(x, "astype"):
+        x = np.asarray(x)
+    x = (x.astype(np.float32) + np.float32(1.0)) * np.float32(MODEL_TO_UINT8)
+    return x.round().clip(0, 255).astype(np.uint8)
 
 
 def make_grid(

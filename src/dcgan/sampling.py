@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import artefact, draw, latent_space
+from . import artefact, draw, latent_space, pixels
 from .config import ModelConfig, RunConfig
 from .draw import keep_best, nice_candidates
 from .errors import CheckpointError, UsageError
@@ -116,7 +116,7 @@ def score(s: Sampler, images_uint8: np.ndarray, batch_size: int = 512) -> np.nda
         )
     out = []
     for chunk in np.array_split(images_uint8, max(1, math.ceil(len(images_uint8) / batch_size))):
-        x = torch.from_numpy(chunk).to(s.device).float().mul_(2 / 255).sub_(1)
+        x = pixels.uint8_to_model(torch.from_numpy(chunk).to(s.device))
         out.append(s.discriminator(x).double().cpu())
     return torch.cat(out).numpy()
 

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load
 
+from .. import pixels
 from .frechet import FeatureStats, frechet_from_stats
 
 FEATURE_DIM = 64
@@ -71,7 +72,7 @@ def to_classifier_input(images: np.ndarray) -> torch.Tensor:
         x = x[..., 2:30, 2:30]
     elif side != 28:
         x = F.interpolate(x, size=(28, 28), mode="bilinear", antialias=True, align_corners=False)
-    return x * (2 / 255) - 1
+    return pixels.uint8_to_model(x)
 
 
 @torch.no_grad()
