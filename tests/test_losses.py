@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 
 from dcgan.errors import UsageError
-from dcgan.losses import LOSSES, gradient_penalty, r1_penalty
+from dcgan.losses import LOSSES, gradient_penalty, r1_from_logits, r1_penalty
 
 
 def test_bce_equals_torch_bce_with_logits():
@@ -93,3 +93,25 @@ def test_one_loss_registry_for_config_and_both_engines():
     for name in missing:
         with pytest.raises(UsageError, match="numpy"):
             config.TrainConfig(loss=name, engine="numpy").validate()
+
+
+def test_r1_from_the_steps_own_logits_equals_r1_penalty():
+    torch.manual_seed(0)
+    d = torch.nn.Sequential(
+        torch.nn.Flatten(), torch.nn.Linear(12, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1)
+    )
+    critic = lambda t: d(t).flatten()
+    x = torch.randn(5, 3, 2, 2).requires_grad_(True)
+    torch.testing.assert_close(r1_from_logits(critic(x), x), r1_penalty(critic, x))
+
+
+def test_gradient_penalty_at_the_real_images_is_the_critics_gradient_norm():
+    torch.manual_seed(0)
+    d = torch.nn.Sequential(
+        torch.nn.Flatten(), torch.nn.Linear(4, 3), torch.nn.Tanh(), torch.nn.Linear(3, 1)
+    )
+    x_real, x_fake = torch.randn(6, 1, 2, 2), torch.randn(6, 1, 2, 2)
+    c = gradient_penalty(d, x_real, x_fake, torch.ones(6))  # alpha 1: at the real images
+    x = x_real.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(d(x).sum(), x)
+    torch.testing.assert_close(c, (g.flatten(1).norm(dim=1) - 1).pow(2).mean())

@@ -81,7 +81,8 @@ LOSSES: dict[str, GANLoss] = {name: _LOSSES[name] for name in config.LOSSES}
 
 def gradient_penalty(discriminator, x_real: Tensor, x_fake: Tensor, alpha: Tensor) -> Tensor:
     """Gulrajani et al. 2017: E[(|grad_x D(x_hat)|_2 - 1)^2] on the interpolates
-    x_hat = alpha x_real + (1 - alpha) x_fake, alpha (N,) in [0, 1) drawn by the caller."""
+    x_hat = alpha x_real + (1 - alpha) x_fake, alpha (N,) in [0, 1) drawn by the caller. The penalty is per sample only if D is: use a
+    critic without BatchNorm (ModelConfig.d_norm "layer" or "none"), as Gulrajani et al. ask."""
     alpha = alpha.view(-1, 1, 1, 1)
     x_hat = (alpha * x_real + (1 - alpha) * x_fake).requires_grad_(True)
     (grad,) = torch.autograd.grad(discriminator(x_hat).sum(), x_hat, create_graph=True)
@@ -96,5 +97,11 @@ def r1_penalty(discriminator, x_real: Tensor) -> Tensor:
     after DiffAugment, so the penalty sees what D sees.
     """
     x = x_real.detach().requires_grad_(True)
-    (grad,) = torch.autograd.grad(discriminator(x).float().sum(), x, create_graph=True)
+    return r1_from_logits(discriminator(x), x)
+
+
+def r1_from_logits(logits_real: Tensor, x_real: Tensor) -> Tensor:
+    """R1 from logits already computed on x_real (which must require grad): saves the second D
+    forward when the step's own real logits serve, x_real.requires_grad_() before D(x_real)."""
+    (grad,) = torch.autograd.grad(logits_real.float().sum(), x_real, create_graph=True)
     return grad.float().flatten(1).pow(2).sum(dim=1).mean()
