@@ -1,0 +1,322 @@
+"""Training recipes side by side: the same budget on the same data, one after another.
+
+    python bench/bench_quality.py --data digits --recipe today --recipe hinge+sn+da \\
+        [--steps 1500 | --seconds 120] [--eval-every 250] [--num 2000] [--out bench/quality]
+
+--data: digits (28 px), icons=FOLDER (64 px; make one with bench/make_icons.py), cifar32,
+cifar64 (the CIFAR-10 JPEGs of /work/shared/datasets/cifar10_test, or cifar32=FOLDER).
+--recipe: a preset name (see PRESETS) or "+"-joined tokens over the net's defaults
+(`config.size_defaults`, bce, Adam(lr, beta 0.5, 0.999)):
+  bce|lsgan|hinge|wgan      the loss (wgan: wgan-gp, 5 critic steps)
+  sn                        spectral norm on every D weight
+  dnone|dlayer              D without BatchNorm / with GroupNorm(1)
+  da | da=color/translation the DiffAugment policy (default color,translation,cutout)
+  r1=G [r1every=K]          R1 on the reals, weight G/2 (lazy: every K steps, scaled by K)
+  lr=X lrg=X lrd=X          learning rates in units of 1e-4
+  beta=B1/B2                Adam's betas
+  w=N g=N d=N b=N           widths, batch size
+  ema=D                     an EMA generator (decay D), sampled after recalibrate_bn
+  lin                       learning rates decayed linearly to 0 over the run
+
+Digits are scored with the digits metric (FD, confident share, classes) and the steps and
+training seconds to the first evaluation at FD <= 100 and <= 50; the other sets with SWD against
+the real images (with two references: uniform noise, and a second real subset). Grids of the
+first 64 eval samples go to OUT/grids/. Training seconds exclude scoring.
+
+The levers the library's train_step does not have yet (DiffAugment, R1, schedules) run in
+`recipe_step` below, written as the step should read once they are TrainConfig fields; the rest
+is the library: `create_state`, `loop.run` (the loop `fit` runs), the models and losses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import re
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from dcgan import draw, loop, pixels  # noqa: E402
+from dcgan.augment import FAKE, G_FAKE, REAL, augment_rng, diff_augment, parse_policy  # noqa: E402
+from dcgan.config import ModelConfig, RunConfig, TrainConfig, size_defaults  # noqa: E402
+from dcgan.datasets import load_digits, load_source  # noqa: E402
+from dcgan.ema import recalibrate_bn  # noqa: E402
+from dcgan.images import make_grid, save_png, upscale_nearest  # noqa: E402
+from dcgan.loop import Hooks  # noqa: E402
+from dcgan.losses import LOSSES, gradient_penalty, r1_from_logits  # noqa: E402
+from dcgan.metrics import Evaluator  # noqa: E402
+from dcgan.train import create_state, generate, update_ema  # noqa: E402
+
+CIFAR = "/work/shared/datasets/cifar10_test"
+PRESETS = {
+    "today": "bce",  # the current default (size_defaults at 28 px: width 32, lr 6e-4)
+    "paper": "bce+w=64+lr=2",  # pytorch/examples' settings
+    "hinge-sn": "hinge+sn+dnone+beta=0.5/0.999",
+    "hinge-sn-da": "hinge+sn+dnone+da",
+    "bce-da": "bce+da",
+    "bce-sn-da": "bce+sn+dnone+da",
+}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    model: dict
+    train: dict
+    augment: tuple[str, ...] = ()
+    r1_gamma: float = 0.0
+    r1_every: int = 1
+    linear_decay: bool = False
+
+
+def parse_recipe(name: str, kind: str, image_size: int) -> Recipe:
+    model, train = size_defaults(kind, image_size)
+    extra: dict = {}
+    for token in PRESETS.get(name, name).split("+"):
+        key, _, value = token.partition("=")
+        if key in LOSSES or key == "wgan":
+            train["loss"] = "wgan-gp" if key == "wgan" else key
+            if key == "wgan":
+                train["n_critic"] = 5
+        elif key == "sn":
+            model["spectral_norm"] = True
+        elif key in ("dnone", "dlayer"):
+            model["d_norm"] = key[1:]
+        elif key == "da":
+            extra["augment"] = parse_policy(
+                value.replace("/", ",") if value else "color,translation,cutout"
+            )
+        elif key == "r1":
+            extra["r1_gamma"] = float(value)
+        elif key == "r1every":
+            extra["r1_every"] = int(value)
+        elif key in ("lr", "lrg", "lrd"):
+            for side in {"lr": "gd", "lrg": "g", "lrd": "d"}[key]:
+                train[f"lr_{side}"] = float(value) * 1e-4
+        elif key == "beta":
+            b1, b2 = value.split("/")
+            train |= {"beta1": float(b1), "beta2": float(b2)}
+        elif key in ("w", "g", "d"):
+            for side in {"w": "gd", "g": "g", "d": "d"}[key]:
+                model[f"{side}_features"] = int(value)
+        elif key == "b":
+            train["batch_size"] = int(value)
+        elif key == "ema":
+            train |= {"ema": True, "ema_decay": float(value)}
+        elif key == "lin":
+            extra["linear_decay"] = True
+        else:
+            raise SystemExit(f"unknown recipe token {token!r} in {name!r}")
+    return Recipe(name, model, train, **extra)
+
+
+def recipe_step(state, real_batches: list[torch.Tensor], recipe: Recipe, total: int) -> dict:
+    """One G update after len(real_batches) D updates, with the recipe's levers.
+
+    Every draw is a function of (seed, step, critic index): z from draw.training_normal, the
+    augmentations from augment_rng, the GP weights from draw.training_uniform.
+    """
+    cfg = state.config.train
+    loss = LOSSES[cfg.loss]
+    G, D, device = state.generator, state.discriminator, state.device
+    seed, step, dim = cfg.seed, state.step, state.config.model.latent_dim
+    if recipe.linear_decay:
+        for opt, lr in ((state.opt_g, cfg.lr_g), (state.opt_d, cfg.lr_d)):
+            for group in opt.param_groups:
+                group["lr"] = lr * (1 - step / total)
+
+    def z(k: int, n: int) -> torch.Tensor:
+        return torch.from_numpy(draw.training_normal(seed, step, k, n, dim)).to(device)
+
+    def aug(x: torch.Tensor, k: int, purpose: int) -> torch.Tensor:
+        if not recipe.augment:
+            return x
+        return diff_augment(x, recipe.augment, augment_rng(seed, step, k, purpose))
+
+    n_critic = len(real_batches)
+    reuse = n_critic == 1  # one D update: G's update reuses its fake (one G forward per step)
+    r1_now = recipe.r1_gamma > 0 and step % recipe.r1_every == 0
+    for k, x_real in enumerate(real_batches):
+        x_real = x_real.contiguous(memory_format=torch.channels_last)
+        with torch.set_grad_enabled(reuse):  # critic-only fakes need no graph for G
+            fake = G(z(k, len(x_real)))
+        if r1_now:
+            x_real = x_real.detach().requires_grad_(True)
+        logits_real = D(aug(x_real, k, REAL))
+        logits_fake = D(aug(fake.detach(), k, FAKE))
+        loss_d = loss.d_loss(logits_real, logits_fake)
+        if loss.gradient_penalty:
+            alpha = torch.from_numpy(draw.training_uniform(seed, step, k, len(x_real)))
+            loss_d = loss_d + cfg.gp_weight * gradient_penalty(
+                D, x_real.detach(), fake.detach(), alpha=alpha
+            )
+        if r1_now:
+            r1 = r1_from_logits(logits_real, x_real)
+            loss_d = loss_d + recipe.r1_gamma / 2 * recipe.r1_every * r1
+        state.opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        state.opt_d.step()
+    if not reuse:
+        fake = G(z(n_critic, len(real_batches[-1])))
+    D.requires_grad_(False)  # D's weights get no gradient from G's loss
+    try:
+        loss_g = loss.g_loss(D(aug(fake, n_critic - 1, G_FAKE)))
+        state.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        state.opt_g.step()
+    finally:
+        D.requires_grad_(True)
+    if state.generator_ema is not None:
+        update_ema(state.generator_ema, G, loop.ema_decay(step, cfg.ema_decay))
+    score = torch.sigmoid if loss.probabilities else (lambda t: t)
+    return {
+        "loss_d": loss_d.detach(),
+        "loss_g": loss_g.detach(),
+        "d_real": score(logits_real.detach()).mean(),
+        "d_fake": score(logits_fake.detach()).mean(),
+    }
+
+
+def load_data(spec: str, cache_dir: Path):
+    name, _, path = spec.partition("=")
+    if name == "digits":
+        return name, load_digits(28, 1)
+    if name == "icons":
+        if not path:
+            raise SystemExit("--data icons=FOLDER (make one with bench/make_icons.py)")
+        return name, load_source(path, 64, 3, cache_dir)
+    if name in ("cifar32", "cifar64"):
+        return name, load_source(path or CIFAR, int(name[5:]), 3, cache_dir)
+    raise SystemExit(f"unknown --data {spec!r}")
+
+
+def references(data, evaluator, num: int) -> dict:
+    """SWD of uniform noise and of a second real subset, the ceiling and the floor."""
+    rng = np.random.default_rng(0)
+    noise = rng.integers(0, 256, (num, *data.images.shape[1:]), dtype=np.uint8)
+    other = data.images[rng.permutation(len(data))[:num]]
+    return {
+        "swd_noise": round(evaluator(noise)["swd"], 2),
+        "swd_real": round(evaluator(other)["swd"], 2),
+    }
+
+
+def run(dataset: str, data, recipe: Recipe, args, evaluator) -> dict:
+    size, channels = data.images.shape[-1], data.images.shape[1]
+    train_kw = dict(recipe.train)
+    train_kw |= dict(steps=args.steps, seed=args.seed, log_every=10**9)
+    train_kw |= dict(sample_every=10**9, checkpoint_every=10**9)
+    model = ModelConfig(image_size=size, channels=channels, **recipe.model)
+    config = RunConfig(model=model, train=TrainConfig(**train_kw)).validate()
+    state = create_state(config, torch.device("cpu"))
+    images = data.images
+    z = torch.from_numpy(draw.latents(args.num, model.latent_dim, args.seed, draw.EVAL))
+    curve: list[dict] = []
+    scoring = [0.0]
+    started = time.perf_counter()
+
+    def train_seconds() -> float:
+        return time.perf_counter() - started - scoring[0]
+
+    def evaluate(st) -> dict:
+        t0 = time.perf_counter()
+        sampler = st.generator
+        if st.generator_ema is not None:
+            sampler = recalibrate_bn(
+                copy.deepcopy(st.generator_ema), model.latent_dim, 4, 256, seed=args.seed
+            )
+        fake = generate(sampler, z)
+        m = evaluator(fake)
+        point = {"step": st.step, "train_s": round(t0 - started - scoring[0], 1)}
+        if dataset == "digits":
+            point |= {"fd": round(m["digits_fd"], 1), "confident": round(m["digits_confident"], 3)}
+            point["classes"] = m["digits_coverage"]
+        else:
+            point["swd"] = round(m["swd"], 2)
+        grid = make_grid(fake[:64])
+        grid = upscale_nearest(grid, 2) if size <= 32 else grid
+        save_png(args.out / "grids" / f"{dataset}_{_slug(recipe.name)}_{st.step:05d}.png", grid)
+        curve.append(point)
+        print(f"  {dataset} {recipe.name}: {point}", flush=True)
+        scoring[0] += time.perf_counter() - t0
+        return m
+
+    total = loop.total_steps(config, len(data))
+
+    def step(st, batches):
+        return recipe_step(st, batches, recipe, total)
+
+    def should_stop() -> bool:
+        return args.seconds is not None and train_seconds() > args.seconds
+
+    hooks = Hooks(evaluate=evaluate, eval_every=args.eval_every, should_stop=should_stop)
+    loop.run(
+        state,
+        len(data),
+        hooks,
+        batch=lambda idx: pixels.uint8_to_model(torch.from_numpy(images[idx])),
+        train_step=step,
+        samples=lambda: np.zeros((0, 1, 1, 1), np.uint8),
+    )
+    if not curve or curve[-1]["step"] != state.step:
+        evaluate(state)
+    result = {"dataset": dataset, "recipe": recipe.name, "seed": args.seed, "steps": state.step}
+    result["train_s"] = round(train_seconds(), 1)
+    result["final"] = curve[-1]
+    if dataset == "digits":
+        for fd in (100, 50, 20):
+            hit = next((p for p in curve if p["fd"] <= fd and p["classes"] >= 10), None)
+            result[f"to_fd{fd}"] = hit and {"step": hit["step"], "train_s": hit["train_s"]}
+    result["curve"] = curve
+    return result
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.=-]+", "_", name)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", action="append", default=None)
+    p.add_argument("--recipe", action="append", default=None)
+    p.add_argument("--steps", type=int, default=1500)
+    p.add_argument("--seconds", type=float, help="stop each recipe after this much training")
+    p.add_argument("--eval-every", type=int, default=250)
+    p.add_argument("--num", type=int, default=2000, help="samples per evaluation")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int)
+    p.add_argument("--out", type=Path, default=ROOT / "bench" / "quality")
+    p.add_argument("--cache-dir", type=Path)
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for spec in args.data or ["digits"]:
+        dataset, data = load_data(spec, args.cache_dir)
+        names = ("digits",) if dataset == "digits" else ("swd",)
+        evaluator = Evaluator(data, names=names, cache_dir=args.cache_dir)
+        refs = {} if dataset == "digits" else references(data, evaluator, args.num)
+        if refs:
+            print(f"{dataset}: {len(data)} images, references {refs}", flush=True)
+        for name in args.recipe or ["today"]:
+            size = data.images.shape[-1]
+            recipe = parse_recipe(name, "dcgan", size)
+            result = run(dataset, data, recipe, args, evaluator) | refs
+            summary = {k: v for k, v in result.items() if k != "curve"}
+            print(json.dumps(summary), flush=True)
+            with open(args.out / "results.jsonl", "a") as f:
+                f.write(json.dumps(result) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
