@@ -3,8 +3,8 @@
     python bench/bench_ema_bn.py [--steps 1500] [--decay 0.999] [--seed 0] [--num 2000]
         [--loss bce] [--json out.jsonl] [--grids DIR]
 
-Trains the default 28 px digits recipe with an EMA generator (`dcgan.train.create_state` +
-`fit`), keeping alongside it a second EMA whose BN buffers are averaged like the weights
+Trains the default 28 px digits recipe with an EMA generator (`torch_engine.create_state` +
+`runner.loop`), keeping alongside it a second EMA whose BN buffers are averaged like the weights
 (`ema.update_ema_with_buffers`, same decay schedule), then scores from the same eval latents:
 raw G (its running statistics), raw G recalibrated, EMA with copied statistics (today's
 update_ema), EMA with averaged buffers, and EMA recalibrated (`ema.recalibrate_bn`).
@@ -24,14 +24,14 @@ sys.path.insert(0, str(ROOT / "src"))
 
 import torch  # noqa: E402
 
-from dcgan import draw, loop  # noqa: E402
+from dcgan import draw, torch_engine  # noqa: E402
 from dcgan.config import ModelConfig, RunConfig, TrainConfig, size_defaults  # noqa: E402
 from dcgan.datasets import load_digits  # noqa: E402
 from dcgan.ema import recalibrate_bn, update_ema_with_buffers  # noqa: E402
 from dcgan.images import make_grid, save_png  # noqa: E402
-from dcgan.loop import Hooks  # noqa: E402
 from dcgan.metrics import Evaluator  # noqa: E402
-from dcgan.train import create_state, fit, generate  # noqa: E402
+from dcgan.runner import Hooks, ema_decay, loop  # noqa: E402
+from dcgan.torch_engine import create_state, generate  # noqa: E402
 
 
 def main() -> int:
@@ -43,9 +43,12 @@ def main() -> int:
     p.add_argument("--loss", default="bce")
     p.add_argument("--recal-batches", type=int, default=8)
     p.add_argument("--recal-batch-size", type=int, default=256)
+    p.add_argument("--threads", type=int)
     p.add_argument("--json")
     p.add_argument("--grids", type=Path)
     args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     model_kw, train_kw = size_defaults("dcgan", 28)
     config = RunConfig(
@@ -68,10 +71,10 @@ def main() -> int:
     ema_avg = copy.deepcopy(state.generator_ema)
 
     def on_progress(step: int) -> None:  # after train_step's own update_ema for step - 1
-        update_ema_with_buffers(ema_avg, state.generator, loop.ema_decay(step - 1, args.decay))
+        update_ema_with_buffers(ema_avg, state.generator, ema_decay(step - 1, args.decay))
 
     started = time.perf_counter()
-    fit(state, data, Hooks(on_progress=on_progress))
+    loop(torch_engine, state, data, Hooks(on_progress=on_progress))
     train_s = time.perf_counter() - started
 
     dim = config.model.latent_dim

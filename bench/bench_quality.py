@@ -24,8 +24,9 @@ the real images (with two references: uniform noise, and a second real subset). 
 first 64 eval samples go to OUT/grids/. Training seconds exclude scoring.
 
 The levers the library's train_step does not have yet (DiffAugment, R1, schedules) run in
-`recipe_step` below, written as the step should read once they are TrainConfig fields; the rest
-is the library: `create_state`, `loop.run` (the loop `fit` runs), the models and losses.
+`recipe_step` below, written as torch_engine.train_step should read once they are TrainConfig
+fields; the rest is the library: `torch_engine.create_state`, `runner.loop` (the loop
+`dcgan.train` runs, with its step inputs drawn from (seed, step, critic)), models and losses.
 """
 
 from __future__ import annotations
@@ -45,16 +46,24 @@ sys.path.insert(0, str(ROOT / "src"))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from dcgan import draw, loop, pixels  # noqa: E402
-from dcgan.augment import FAKE, G_FAKE, REAL, augment_rng, diff_augment, parse_policy  # noqa: E402
+from dcgan import draw, torch_engine  # noqa: E402
+from dcgan.augment import (  # noqa: E402
+    FAKE,
+    G_FAKE,
+    REAL,
+    apply_params,
+    augment_rng,
+    draw_params,
+    parse_policy,
+)
 from dcgan.config import ModelConfig, RunConfig, TrainConfig, size_defaults  # noqa: E402
 from dcgan.datasets import load_digits, load_source  # noqa: E402
 from dcgan.ema import recalibrate_bn  # noqa: E402
 from dcgan.images import make_grid, save_png, upscale_nearest  # noqa: E402
-from dcgan.loop import Hooks  # noqa: E402
 from dcgan.losses import LOSSES, gradient_penalty, r1_from_logits  # noqa: E402
 from dcgan.metrics import Evaluator  # noqa: E402
-from dcgan.train import create_state, generate, update_ema  # noqa: E402
+from dcgan.runner import Hooks, ema_decay, loop, total_steps  # noqa: E402
+from dcgan.torch_engine import create_state, generate, update_ema  # noqa: E402
 
 CIFAR = "/work/shared/datasets/cifar10_test"
 PRESETS = {
@@ -119,64 +128,67 @@ def parse_recipe(name: str, kind: str, image_size: int) -> Recipe:
     return Recipe(name, model, train, **extra)
 
 
-def recipe_step(state, real_batches: list[torch.Tensor], recipe: Recipe, total: int) -> dict:
-    """One G update after len(real_batches) D updates, with the recipe's levers.
-
-    Every draw is a function of (seed, step, critic index): z from draw.training_normal, the
-    augmentations from augment_rng, the GP weights from draw.training_uniform.
+def recipe_step(state, inputs, recipe: Recipe, total: int) -> dict:
+    """torch_engine.train_step with the recipe's levers: one G update after len(inputs.reals) D
+    updates. Every draw is a function of (seed, step, critic index): z and the GP weights come
+    in `inputs` (runner.step_inputs), the augmentations from augment_rng, drawn for the global
+    batch and sharded by rank like z.
     """
     cfg = state.config.train
     loss = LOSSES[cfg.loss]
-    G, D, device = state.generator, state.discriminator, state.device
-    seed, step, dim = cfg.seed, state.step, state.config.model.latent_dim
+    G, D, device = state.g_train, state.d_train, state.device
+    seed, step = cfg.seed, state.step
     if recipe.linear_decay:
         for opt, lr in ((state.opt_g, cfg.lr_g), (state.opt_d, cfg.lr_d)):
             for group in opt.param_groups:
                 group["lr"] = lr * (1 - step / total)
 
-    def z(k: int, n: int) -> torch.Tensor:
-        return torch.from_numpy(draw.training_normal(seed, step, k, n, dim)).to(device)
-
     def aug(x: torch.Tensor, k: int, purpose: int) -> torch.Tensor:
         if not recipe.augment:
             return x
-        return diff_augment(x, recipe.augment, augment_rng(seed, step, k, purpose))
+        _, c, h, w = x.shape
+        rng = augment_rng(seed, step, k, purpose)
+        params = draw_params(recipe.augment, cfg.batch_size, c, h, w, rng)
+        return apply_params(x, params.shard(state.group.rank, state.group.world))
 
-    n_critic = len(real_batches)
-    reuse = n_critic == 1  # one D update: G's update reuses its fake (one G forward per step)
+    def on_device(a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(a).to(device)
+
+    one_critic = len(inputs.reals) == 1
     r1_now = recipe.r1_gamma > 0 and step % recipe.r1_every == 0
-    for k, x_real in enumerate(real_batches):
+    for k, x_real in enumerate(inputs.reals):
         x_real = x_real.contiguous(memory_format=torch.channels_last)
-        with torch.set_grad_enabled(reuse):  # critic-only fakes need no graph for G
-            fake = G(z(k, len(x_real)))
+        with torch.set_grad_enabled(one_critic):  # critic-only fakes need no graph for G
+            fake = G(on_device(inputs.z[k]))
         if r1_now:
             x_real = x_real.detach().requires_grad_(True)
         logits_real = D(aug(x_real, k, REAL))
         logits_fake = D(aug(fake.detach(), k, FAKE))
         loss_d = loss.d_loss(logits_real, logits_fake)
         if loss.gradient_penalty:
-            alpha = torch.from_numpy(draw.training_uniform(seed, step, k, len(x_real)))
+            alpha = on_device(inputs.gp_weights[k])
             loss_d = loss_d + cfg.gp_weight * gradient_penalty(
-                D, x_real.detach(), fake.detach(), alpha=alpha
+                state.discriminator, x_real.detach(), fake.detach(), alpha
             )
-        if r1_now:
+        if r1_now:  # lazy R1 (every r1_every steps) is scaled up to keep its average weight
             r1 = r1_from_logits(logits_real, x_real)
             loss_d = loss_d + recipe.r1_gamma / 2 * recipe.r1_every * r1
         state.opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         state.opt_d.step()
-    if not reuse:
-        fake = G(z(n_critic, len(real_batches[-1])))
-    D.requires_grad_(False)  # D's weights get no gradient from G's loss
+    if not one_critic:
+        fake = G(on_device(inputs.z[-1]))
+    D_plain = state.discriminator
+    D_plain.requires_grad_(False)  # D's weights get no gradient from G's loss
     try:
-        loss_g = loss.g_loss(D(aug(fake, n_critic - 1, G_FAKE)))
+        loss_g = loss.g_loss(D_plain(aug(fake, len(inputs.reals) - 1, G_FAKE)))
         state.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         state.opt_g.step()
     finally:
-        D.requires_grad_(True)
+        D_plain.requires_grad_(True)
     if state.generator_ema is not None:
-        update_ema(state.generator_ema, G, loop.ema_decay(step, cfg.ema_decay))
+        update_ema(state.generator_ema, state.generator, ema_decay(step, cfg.ema_decay))
     score = torch.sigmoid if loss.probabilities else (lambda t: t)
     return {
         "loss_d": loss_d.detach(),
@@ -184,6 +196,25 @@ def recipe_step(state, real_batches: list[torch.Tensor], recipe: Recipe, total: 
         "d_real": score(logits_real.detach()).mean(),
         "d_fake": score(logits_fake.detach()).mean(),
     }
+
+
+class RecipeEngine:
+    """The torch engine with `recipe_step` as its step (runner.loop calls feeder, train_step and
+    grid)."""
+
+    name = "torch"
+
+    def __init__(self, recipe: Recipe, total: int):
+        self.recipe, self.total = recipe, total
+
+    def feeder(self, state, data):
+        return torch_engine.feeder(state, data)
+
+    def train_step(self, state, inputs):
+        return recipe_step(state, inputs, self.recipe, self.total)
+
+    def grid(self, state):
+        return np.zeros((0, 1, 1, 1), np.uint8)  # the bench saves its own grids
 
 
 def load_data(spec: str, cache_dir: Path):
@@ -218,7 +249,6 @@ def run(dataset: str, data, recipe: Recipe, args, evaluator) -> dict:
     model = ModelConfig(image_size=size, channels=channels, **recipe.model)
     config = RunConfig(model=model, train=TrainConfig(**train_kw)).validate()
     state = create_state(config, torch.device("cpu"))
-    images = data.images
     z = torch.from_numpy(draw.latents(args.num, model.latent_dim, args.seed, draw.EVAL))
     curve: list[dict] = []
     scoring = [0.0]
@@ -250,23 +280,14 @@ def run(dataset: str, data, recipe: Recipe, args, evaluator) -> dict:
         scoring[0] += time.perf_counter() - t0
         return m
 
-    total = loop.total_steps(config, len(data))
-
-    def step(st, batches):
-        return recipe_step(st, batches, recipe, total)
-
     def should_stop() -> bool:
         return args.seconds is not None and train_seconds() > args.seconds
 
     hooks = Hooks(evaluate=evaluate, eval_every=args.eval_every, should_stop=should_stop)
-    loop.run(
-        state,
-        len(data),
-        hooks,
-        batch=lambda idx: pixels.uint8_to_model(torch.from_numpy(images[idx])),
-        train_step=step,
-        samples=lambda: np.zeros((0, 1, 1, 1), np.uint8),
-    )
+    engine = RecipeEngine(recipe, total_steps(config, len(data)))
+    status = loop(engine, state, data, hooks)
+    if status == "diverged":
+        print(f"  {dataset} {recipe.name}: diverged at step {state.step}", flush=True)
     if not curve or curve[-1]["step"] != state.step:
         evaluate(state)
     result = {"dataset": dataset, "recipe": recipe.name, "seed": args.seed, "steps": state.step}

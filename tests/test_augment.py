@@ -101,3 +101,11 @@ def test_brightness_and_contrast_act_as_specified():
 def test_empty_policy_is_identity():
     x = _batch()
     assert diff_augment(x, "", np.random.default_rng(0)) is x
+
+
+def test_params_drawn_for_the_global_batch_shard_by_rank():
+    p = draw_params("color,translation,cutout", 8, 3, 16, 16, np.random.default_rng(0))
+    x = _batch(n=8)
+    whole = apply_params(x, p)
+    parts = [apply_params(x[r * 4 : (r + 1) * 4], p.shard(r, 2)) for r in range(2)]
+    torch.testing.assert_close(torch.cat(parts), whole, rtol=0, atol=0)

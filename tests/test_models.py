@@ -163,7 +163,7 @@ def test_spectral_norm_state_dict_round_trips_with_its_power_iteration_vectors()
 
 def test_spectral_norm_checkpoint_round_trip_through_the_train_state():
     from dcgan.config import RunConfig, TrainConfig
-    from dcgan.train import create_state, restore_state, state_to_arrays
+    from dcgan.torch_engine import create_state, restore_state, state_to_arrays
 
     model = ModelConfig(image_size=28, g_features=4, d_features=4, spectral_norm=True)
     config = RunConfig(model=model, train=TrainConfig(steps=2, seed=3))

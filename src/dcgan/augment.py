@@ -58,6 +58,13 @@ class AugmentParams:
     shift: np.ndarray | None = None  # (N, 2) int (dy, dx) in [-s, s], s = round(side / 8)
     cutout: np.ndarray | None = None  # (N, 2) int centres (cy, cx) of the zeroed square
 
+    def shard(self, rank: int, world: int) -> AugmentParams:
+        """This rank's rows of parameters drawn for the global batch (as draw.shard does for z),
+        so N ranks augment exactly as one process does."""
+        per = next(len(a) for a in vars(self).values() if a is not None) // world
+        rows = slice(rank * per, (rank + 1) * per)
+        return AugmentParams(**{k: None if a is None else a[rows] for k, a in vars(self).items()})
+
 
 def draw_params(
     policy: str | tuple[str, ...], n: int, channels: int, height: int, width: int, rng
