@@ -92,6 +92,8 @@ def parse_recipe(name: str, kind: str, image_size: int) -> Recipe:
     extra: dict = {}
     for token in PRESETS.get(name, name).split("+"):
         key, _, value = token.partition("=")
+        if key == "today":
+            continue
         if key in LOSSES or key == "wgan":
             train["loss"] = "wgan-gp" if key == "wgan" else key
             if key == "wgan":
