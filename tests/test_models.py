@@ -197,3 +197,15 @@ def test_unknown_d_norm_is_a_usage_error():
 
     with pytest.raises(UsageError, match="batch, none, layer"):
         ModelConfig(d_norm="instance").validate()
+
+
+def test_the_numpy_engine_refuses_the_d_options_it_lacks():
+    from dcgan.config import RunConfig, TrainConfig
+    from dcgan.errors import UsageError
+
+    numpy = TrainConfig(engine="numpy")
+    RunConfig(train=numpy).validate()
+    for model in (ModelConfig(spectral_norm=True), ModelConfig(d_norm="layer")):
+        with pytest.raises(UsageError, match="torch engine"):
+            RunConfig(model=model, train=numpy).validate()
+        RunConfig(model=model).validate()  # the torch engine has both

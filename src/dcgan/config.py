@@ -156,6 +156,13 @@ class RunConfig:
     def validate(self) -> RunConfig:
         self.model.validate()
         self.train.validate()
+        if self.train.engine == "numpy" and (
+            self.model.spectral_norm or self.model.d_norm != "batch"
+        ):
+            raise UsageError(
+                "spectral norm and a discriminator without BatchNorm need the torch engine "
+                "(the numpy engine has neither)"
+            )
         return self
 
     def to_dict(self) -> dict[str, Any]:
