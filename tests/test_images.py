@@ -61,5 +61,6 @@ def test_one_pixel_mapping_in_the_source():
         for p in root.rglob("*.py")
         if p.name != "images.py" and pattern.search(p.read_text())
     ]
-    # the training engines are converted by issue 11's rewrite (they are to call these functions)
-    assert set(found) <= {"torch_engine.py", "numpy_engine/train.py"}, found
+    # the training engines are to call these functions (issue 11's rewrite); export.py only
+    # writes the mapping out in words, for users of an exported file
+    assert set(found) <= {"torch_engine.py", "numpy_engine/train.py", "export.py"}, found
