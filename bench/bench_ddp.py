@@ -92,7 +92,9 @@ def main() -> None:
         print(f"round {r}: 1 process x {args.threads} threads {solo[-1]:.1f} img/s, "
               f"{args.nproc} processes x {threads_each} thread(s) {ddp[-1]:.1f} img/s")  # fmt: skip
     a, b = statistics.median(solo), statistics.median(ddp)
-    print(f"median: 1 process {a:.1f} img/s, {args.nproc} processes {b:.1f} img/s, ratio {b / a:.2f}x")
+    print(
+        f"median: 1 process {a:.1f} img/s, {args.nproc} processes {b:.1f} img/s, ratio {b / a:.2f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -65,7 +65,9 @@ def two_at_once(args, policy: str, out: Path, tag: str) -> float:
     env = {**os.environ, **POLICIES[policy], "DCGAN_HOME": str(out / "home")}
     names = [f"{tag}-a", f"{tag}-b"]
     started = time.perf_counter()
-    procs = [subprocess.Popen(train_cmd(args, out, n), env=env, stderr=subprocess.DEVNULL) for n in names]
+    procs = [
+        subprocess.Popen(train_cmd(args, out, n), env=env, stderr=subprocess.DEVNULL) for n in names
+    ]
     for p in procs:
         p.wait()
     return time.perf_counter() - started

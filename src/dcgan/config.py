@@ -16,6 +16,9 @@ SCHEMA_VERSION = 1
 LOSSES = ("bce", "lsgan", "hinge", "wgan-gp")
 PENALTY_LOSSES = ("wgan-gp",)  # losses whose D step adds a gradient penalty on interpolates
 DIVERGENCE_ACTIONS = ("rollback", "stop")
+AUGMENTATIONS = ("color", "translation", "cutout")  # DiffAugment's transforms (dcgan.augment)
+DIFF_AUGMENT = "color,translation,cutout"  # the paper's full policy
+RECIPES = ("default", "paper")
 MODEL_KINDS = ("dcgan", "mlp")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DCGAN_SIZES = (28, 32, 64, 128)
@@ -37,6 +40,37 @@ def size_defaults(kind: str, image_size: int) -> tuple[dict[str, Any], dict[str,
     if kind == "dcgan" and image_size == 28:
         return {"g_features": 32, "d_features": 32}, {"lr_g": 6e-4, "lr_d": 6e-4}
     return {}, {}
+
+
+def recipe_defaults(
+    recipe: str, kind: str, image_size: int, loss: str = "bce"
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The (ModelConfig fields, TrainConfig fields) of a named recipe, for the fields the user
+    did not set (`dcgan train --recipe`).
+
+    - "paper": Radford et al.'s DCGAN as published: widths 64, Adam 2e-4 / 0.5, BCE, no
+      augmentation. For reproducing the paper.
+    - "default": what measures best on a CPU budget (bench/README.md, "Quality"): the 28 px net
+      at width 32 and lr 6e-4 (size_defaults); at 64 px and above DiffAugment (colour,
+      translation, cutout), without which small folders of flat icons collapse to one grey
+      texture (D wins within 200 steps).
+
+    Both: WGAN-GP's critic has no BatchNorm (GroupNorm(1) instead): the per-sample gradient
+    penalty is invalid through batch statistics (Gulrajani et al. 2017, section 4).
+    """
+    if recipe not in RECIPES:
+        raise UsageError(f"--recipe {recipe} is not one of {', '.join(RECIPES)}")
+    model: dict[str, Any] = {}
+    train: dict[str, Any] = {"recipe": recipe}
+    if recipe == "default":
+        m, t = size_defaults(kind, image_size)
+        model |= m
+        train |= t
+        if kind == "dcgan" and image_size >= 64:
+            train["augment"] = DIFF_AUGMENT
+    if loss in PENALTY_LOSSES:
+        model["d_norm"] = "layer"
+    return model, train
 
 
 @dataclass(frozen=True)
@@ -107,6 +141,11 @@ class TrainConfig:
     # max_rollbacks times), or stop with the last good checkpoint kept
     on_divergence: str = "rollback"
     max_rollbacks: int = 2
+    # stabilisers (bench/README.md, "Quality"): DiffAugment policy ("" off; "color,translation,
+    # cutout" the paper's), and the R1 penalty's gamma on real images (0 off)
+    augment: str = ""
+    r1_gamma: float = 0.0
+    recipe: str = "default"  # the named recipe the defaults came from (config.recipe_defaults)
 
     def validate(self) -> None:
         _choice("loss", self.loss, LOSSES)
@@ -115,6 +154,16 @@ class TrainConfig:
         _choice("on-divergence", self.on_divergence, DIVERGENCE_ACTIONS)
         if not isinstance(self.max_rollbacks, int) or self.max_rollbacks < 0:
             raise UsageError(f"max_rollbacks must be 0 or more, got {self.max_rollbacks}")
+        names = [p.strip() for p in str(self.augment).split(",") if p.strip()]
+        if any(n not in AUGMENTATIONS for n in names) or len(set(names)) != len(names):
+            raise UsageError(
+                f"--augment {self.augment!r} must be a comma-separated subset of "
+                f"{', '.join(AUGMENTATIONS)} (or none)"
+            )
+        if not (isinstance(self.r1_gamma, (int, float)) and 0 <= self.r1_gamma < 1e6):
+            raise UsageError(f"--r1 must be 0 (off) or a positive number, got {self.r1_gamma}")
+        if self.engine == "numpy" and (self.augment or self.r1_gamma):
+            raise UsageError("--augment and --r1 need the torch engine")
         if self.engine == "numpy" and (self.precision != "fp32" or self.compile):
             raise UsageError("--precision bf16 and --compile need the torch engine")
         if self.engine == "numpy" and self.loss == "wgan-gp":

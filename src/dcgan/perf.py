@@ -29,6 +29,7 @@ def openmp_env() -> bool:
     os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
     return True
 
+
 # mallopt parameters from glibc's <malloc.h>
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4

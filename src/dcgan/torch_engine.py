@@ -18,12 +18,13 @@ import torch
 from torch import nn
 
 from . import checkpoint as ckpt
-from . import distributed, draw
+from . import distributed, draw, pixels
+from .augment import FAKE, G_FAKE, REAL, apply_params, augment_rng, draw_params
 from .config import RunConfig
 from .datasets import ImageSet
 from .distributed import ProcessGroup
 from .errors import CheckpointError, UsageError
-from .losses import LOSSES, gradient_penalty
+from .losses import LOSSES, gradient_penalty, r1_from_logits, r1_penalty
 from .models import build_models
 from .runner import Hooks, StepInputs, ema_decay
 
@@ -139,8 +140,8 @@ def _adam(module: nn.Module, lr: float, cfg) -> torch.optim.Optimizer:
 
 
 def to_model_range(batch_uint8: torch.Tensor) -> torch.Tensor:
-    """uint8 (N, C, H, W) -> float32 in [-1, 1] (the same mapping as images.uint8_to_model)."""
-    return batch_uint8.float().mul_(2.0 / 255.0).sub_(1.0)
+    """uint8 (N, C, H, W) -> float32 in [-1, 1] (pixels.uint8_to_model, the one mapping)."""
+    return pixels.uint8_to_model(batch_uint8)
 
 
 def train_step(state: TrainState, inputs: StepInputs) -> dict[str, torch.Tensor]:
@@ -153,7 +154,11 @@ def train_step(state: TrainState, inputs: StepInputs) -> dict[str, torch.Tensor]
     cfg = state.config.train
     loss = LOSSES[cfg.loss]
     G, D = state.g_train, state.d_train
+    aug = _augmenter(state)
     one_critic = len(inputs.reals) == 1
+    # R1 through the step's own real logits in one process; under DDP through the plain D (as
+    # the gradient penalty), since autograd.grad through a DDP forward is not supported
+    r1_inline = cfg.r1_gamma > 0 and state.group.world == 1
     for k, x_real in enumerate(inputs.reals):
         if _channels_last(cfg, state.device):
             x_real = x_real.contiguous(memory_format=torch.channels_last)
@@ -161,17 +166,25 @@ def train_step(state: TrainState, inputs: StepInputs) -> dict[str, torch.Tensor]
         # fakes build none (and a DDP forward without a backward would stall its reducer)
         with _autocast(state), torch.set_grad_enabled(one_critic):
             fake = G(_device(inputs.z[k], state))
+        if r1_inline:
+            x_real = x_real.detach().requires_grad_(True)
         with _autocast(state):  # the logits (N,) go back to fp32 for the losses
-            logits_real = D(x_real).float()
-            logits_fake = D(fake.detach()).float()
+            logits_real = D(aug(x_real, k, REAL)).float()
+            logits_fake = D(aug(fake.detach(), k, FAKE)).float()
         loss_d = loss.d_loss(logits_real, logits_fake)
+        if cfg.r1_gamma > 0:
+            if r1_inline:
+                r1 = r1_from_logits(logits_real, x_real)
+            else:
+                r1 = r1_penalty(lambda x, k=k: state.discriminator(aug(x, k, REAL)), x_real)
+            loss_d = loss_d + cfg.r1_gamma / 2 * r1
         if loss.gradient_penalty:
             # through the plain module: autograd.grad with create_graph is not DDP's business;
             # the penalty's parameter gradients join D's in the backward below and are reduced
             # with them (DDP's hooks fire once per parameter with the summed gradient)
             alpha = _device(inputs.gp_weights[k], state)
             loss_d = loss_d + cfg.gp_weight * gradient_penalty(
-                state.discriminator, x_real, fake.detach(), alpha
+                state.discriminator, x_real.detach(), fake.detach(), alpha
             )
         state.opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
@@ -186,7 +199,7 @@ def train_step(state: TrainState, inputs: StepInputs) -> dict[str, torch.Tensor]
     D_plain.requires_grad_(False)
     try:
         with _autocast(state):
-            logits_gen = D_plain(fake).float()
+            logits_gen = D_plain(aug(fake, len(inputs.reals) - 1, G_FAKE)).float()
         loss_g = loss.g_loss(logits_gen)
         state.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
@@ -202,6 +215,22 @@ def train_step(state: TrainState, inputs: StepInputs) -> dict[str, torch.Tensor]
         "d_real": score(logits_real.detach()).mean(),
         "d_fake": score(logits_fake.detach()).mean(),
     }
+
+
+def _augmenter(state: TrainState):
+    """aug(x, critic, purpose): DiffAugment with parameters drawn for the global batch from
+    (seed, step, critic, purpose) and sharded by rank; the identity when augment is off."""
+    cfg = state.config.train
+    if not cfg.augment:
+        return lambda x, k, purpose: x
+
+    def aug(x: torch.Tensor, k: int, purpose: int) -> torch.Tensor:
+        _, c, h, w = x.shape
+        rng = augment_rng(cfg.seed, state.step, k, purpose)
+        params = draw_params(cfg.augment, cfg.batch_size, c, h, w, rng)
+        return apply_params(x, params.shard(state.group.rank, state.group.world))
+
+    return aug
 
 
 def _device(array: np.ndarray, state: TrainState) -> torch.Tensor:
@@ -222,11 +251,18 @@ def _autocast(state: TrainState) -> torch.autocast:
 
 @torch.no_grad()
 def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
-    """ema = decay * ema + (1 - decay) * model for parameters; buffers (BN statistics) are copied."""
+    """ema = decay * ema + (1 - decay) * model for the parameters and for BatchNorm's running
+    statistics alike, so the EMA generator's statistics belong to its averaged weights (copying
+    the raw G's, as before, paired them with other weights: digits FD 52.0 against 50.1 averaged
+    and 50.3 recalibrated by forward passes, bench/README.md "EMA BatchNorm statistics");
+    integer buffers (num_batches_tracked) are copied."""
     ema_params, params = list(ema.parameters()), list(model.parameters())
     torch._foreach_lerp_(ema_params, params, 1.0 - decay)
     for b_ema, b in zip(ema.buffers(), model.buffers()):
-        b_ema.copy_(b)
+        if b.dtype.is_floating_point:
+            b_ema.lerp_(b, 1.0 - decay)
+        else:
+            b_ema.copy_(b)
 
 
 @torch.no_grad()
@@ -236,8 +272,7 @@ def generate(generator: nn.Module, z: torch.Tensor, batch_size: int = 256) -> np
     generator.eval()
     out = []
     for chunk in z.split(batch_size):
-        x = generator(chunk).float()
-        x = x.add_(1).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8)
+        x = pixels.model_to_uint8(generator(chunk))
         out.append(x.contiguous().cpu())  # NCHW whatever the module's memory format
     generator.train(was_training)
     return torch.cat(out).numpy()

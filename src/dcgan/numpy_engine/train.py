@@ -17,6 +17,7 @@ from .. import draw
 from ..config import RunConfig
 from ..datasets import ImageSet
 from ..errors import UsageError
+from ..images import model_to_uint8, uint8_to_model
 from ..runner import Hooks, Solo, StepInputs, ema_decay
 from .backend import get_xp, to_numpy
 from .losses import LOSSES, sigmoid
@@ -117,7 +118,7 @@ def create_state(config: RunConfig, device: str = "cpu", group=None) -> TrainSta
 
 def to_model_range(batch_uint8):
     """uint8 (N, C, H, W) -> float32 in [-1, 1], the arithmetic of the torch engine's mapping."""
-    return batch_uint8.astype(np.float32) * np.float32(2.0 / 255.0) - np.float32(1.0)
+    return uint8_to_model(batch_uint8)
 
 
 def train_step(state: TrainState, inputs: StepInputs) -> dict[str, Any]:
@@ -164,12 +165,13 @@ def train_step(state: TrainState, inputs: StepInputs) -> dict[str, Any]:
 
 
 def update_ema(ema: Generator, model: Generator, decay: float) -> None:
-    """ema = decay * ema + (1 - decay) * model for parameters; buffers (BN statistics) are copied."""
+    """ema = decay * ema + (1 - decay) * model for the parameters and the float buffers
+    (BatchNorm's running statistics, as the torch engine does); integer buffers are copied."""
     weight = np.float32(1.0 - decay)
-    params, ema_state = model.parameters(), ema.state_dict()  # live arrays, updated in place
+    ema_state = ema.state_dict()  # live arrays, updated in place
     for key, value in model.state_dict().items():
         target = ema_state[key]
-        if key in params:
+        if target.dtype.kind == "f":
             target += weight * (value - target)  # torch's lerp for weights below 0.5
         else:
             target[...] = value
@@ -186,8 +188,7 @@ def generate(generator: Generator, z, batch_size: int = 256) -> np.ndarray:
     out = []
     for start in range(0, len(z), batch_size):
         x = generator(xp.asarray(z[start : start + batch_size]))
-        x = xp.clip(xp.round((x + np.float32(1)) * np.float32(127.5)), 0, 255)
-        out.append(to_numpy(x.astype(np.uint8)))
+        out.append(to_numpy(model_to_uint8(x)))
     generator.train(was_training)
     return np.concatenate(out) if out else np.zeros((0, *generator.shape), np.uint8)
 
