@@ -220,3 +220,17 @@ def test_summary_reads_stats_metrics_best_and_files(tmp_path):
     assert s.info["data"]["name"] == "digits"
     assert s.flat_config()["train.batch_size"] == 16
     assert rundir.differing_keys([{"a": 1, "b": 2}, {"a": 1, "b": 3}]) == ["b"]
+
+
+def test_info_records_the_data(tmp_path):
+    from dcgan.datasets import ImageSet
+
+    run = Run(_run_dir(tmp_path))
+    data = ImageSet(np.zeros((5, 1, 28, 28), np.uint8), "pics", skipped=["a.jpg", "b.png"])
+    run.update_info(data=rundir.data_info(data), device="cpu")
+    run.update_info(torch="2.x")  # merged, not replaced
+    info = run.info()
+    assert info["data"]["count"] == 5 and info["data"]["skipped"] == 2 and info["device"] == "cpu"
+    assert info["torch"] == "2.x"
+    (run.path / rundir.INFO_FILE).write_text("[1")
+    assert run.info() == {}  # unreadable: the report says "not recorded"

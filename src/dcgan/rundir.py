@@ -461,6 +461,20 @@ class Run:
         return path
 
 
+def data_info(data: Any) -> dict[str, Any]:
+    """What info.json records about an ImageSet: its name, size, shape, cache and how many files
+    could not be read (the report shows it)."""
+    n, c, h, w = data.images.shape
+    return {
+        "name": data.name,
+        "count": int(n),
+        "shape": [int(c), int(h), int(w)],
+        "skipped": len(data.skipped),
+        "skipped_examples": [str(x) for x in data.skipped[:5]],
+        "cache": str(data.cache_path) if data.cache_path is not None else None,
+    }
+
+
 def _step(record: dict) -> int:
     step = record.get("step", 0)
     return step if isinstance(step, int) else 0
