@@ -234,3 +234,25 @@ def test_info_records_the_data(tmp_path):
     assert info["torch"] == "2.x"
     (run.path / rundir.INFO_FILE).write_text("[1")
     assert run.info() == {}  # unreadable: the report says "not recorded"
+
+
+@pytest.mark.parametrize("content", ["[]", "null", "{garbage"])
+def test_compare_and_resume_on_a_garbage_config_are_one_line(tmp_path, content):
+    from conftest import assert_one_line_error, run_dcgan
+
+    run = _run_dir(tmp_path)
+    (run / "config.json").write_text(content)
+    for args in (["compare", run], ["train", "--resume", run], ["report", run]):
+        assert_one_line_error(run_dcgan(*args, cwd=tmp_path, check=False), 1, "config.json")
+
+
+def test_compare_reads_a_run_with_a_torn_stats_line(tmp_path):
+    from conftest import run_dcgan
+
+    run = Run(_run_dir(tmp_path))
+    run.append_stats({"step": 4, "epoch": 0, "wall_time": 2.0})
+    with open(run.stats_path, "a") as f:
+        f.write('{"step": 8, "ep')
+    out = run_dcgan("compare", run.path, cwd=tmp_path).stdout
+    rows = {line.split()[0]: line.split()[1:] for line in out.splitlines() if line.strip()}
+    assert rows["step"] == ["4"]
