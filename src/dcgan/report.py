@@ -27,6 +27,20 @@ MAX_GENERATED = 6  # `dcgan generate` outputs shown per run (the newest)
 _SKIP_METRIC = ("step", "eval", "eval_seconds")
 
 
+def available() -> bool:
+    """Whether the report extra (matplotlib) is installed: the trainer refreshes RUN/report.html
+    at the end of a run only then, and says nothing otherwise."""
+    import importlib.util
+
+    return importlib.util.find_spec("matplotlib") is not None
+
+
+def require() -> None:
+    """A one-line DcganError naming the extra when matplotlib is missing (check before training
+    with --report-every, not an hour in)."""
+    _Plots()
+
+
 def write_report(run_paths: Sequence[Path] | Path, out: Path | None = None) -> Path:
     """Write the report of one or more runs and return its path: `out`, or by default
     RUN/report.html for one run and ./report.html for several. The file is written atomically,

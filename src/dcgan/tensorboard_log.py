@@ -26,6 +26,17 @@ TRAIN_TAGS = {
 _NOT_METRICS = ("step", "eval", "eval_seconds")
 
 
+def require() -> None:
+    """A one-line DcganError naming the extra when tensorboard is missing (check before training)."""
+    import importlib.util
+
+    if importlib.util.find_spec("tensorboard") is None:
+        raise DcganError(_MISSING)
+
+
+_MISSING = "--tensorboard needs the tensorboard package: pip install 'dcgan[tensorboard]'"
+
+
 class TensorBoardHook:
     """Writes what the trainer reports: `on_log(record)` per log interval, `on_samples(step,
     images)` per grid (uint8 (N, C, H, W), or the grid's PNG path), `on_eval(record)` per
@@ -36,9 +47,7 @@ class TensorBoardHook:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
-            raise DcganError(
-                "--tensorboard needs the tensorboard package: pip install 'dcgan[tensorboard]'"
-            ) from None
+            raise DcganError(_MISSING) from None
         self.log_dir = Path(log_dir)
         self.writer = SummaryWriter(log_dir=str(self.log_dir), purge_step=purge_step or None)
 
