@@ -402,7 +402,7 @@ def _v(value: Any) -> str:
         return "-"
     if isinstance(value, float):
         return f"{value:.4g}"
-    return str(value)
+    return '""' if value == "" else str(value)
 
 
 def _e(text: Any) -> str:
