@@ -30,8 +30,10 @@ ARTIFACTS = Path(
 def runs(tmp_path_factory) -> tuple[Path, Path, Path]:
     """Two tiny runs on the digits (one with --eval-every and a nice-mode output) and their cwd."""
     cwd = tmp_path_factory.mktemp("report")
-    run_dcgan("train", "--name", "a", *TINY, *EVAL, cwd=cwd)
+    train = run_dcgan("train", "--name", "a", "--report-every", "8", *TINY, *EVAL, cwd=cwd)
+    assert "report.html" in train.stderr.splitlines()[-1]
     run_dcgan("train", "--name", "b", "--lr", "0.001", *TINY, cwd=cwd)
+    assert (cwd / "runs" / "b" / "report.html").is_file()  # training writes it at the end
     run_dcgan("generate", cwd / "runs" / "a", "--num", "16", "--nice", "0.5", "--grid", cwd=cwd)
     return cwd / "runs" / "a", cwd / "runs" / "b", cwd
 

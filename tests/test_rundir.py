@@ -242,8 +242,10 @@ def test_compare_and_resume_on_a_garbage_config_are_one_line(tmp_path, content):
 
     run = _run_dir(tmp_path)
     (run / "config.json").write_text(content)
-    for args in (["compare", run], ["train", "--resume", run], ["report", run]):
+    for args in (["compare", run], ["report", run]):
         assert_one_line_error(run_dcgan(*args, cwd=tmp_path, check=False), 1, "config.json")
+    # resume reads the config from the checkpoint; this run has none: still one line
+    assert_one_line_error(run_dcgan("train", "--resume", run, cwd=tmp_path, check=False), 1, "")
 
 
 def test_compare_reads_a_run_with_a_torn_stats_line(tmp_path):
@@ -256,3 +258,35 @@ def test_compare_reads_a_run_with_a_torn_stats_line(tmp_path):
     out = run_dcgan("compare", run.path, cwd=tmp_path).stdout
     rows = {line.split()[0]: line.split()[1:] for line in out.splitlines() if line.strip()}
     assert rows["step"] == ["4"]
+
+
+TINY = ["--g-features", "8", "--d-features", "8", "--latent-dim", "16", "--batch-size", "16"]
+TINY += ["--log-every", "2", "--checkpoint-every", "2", "--no-progress", "--no-report"]
+
+
+def test_train_resumes_past_a_corrupt_newest_checkpoint_and_says_which(tmp_path):
+    from conftest import run_dcgan
+
+    run_dcgan("train", "--steps", 4, "--keep", 3, "--name", "r", *TINY, cwd=tmp_path)
+    run = tmp_path / "runs" / "r"
+    newest = rundir.checkpoint_path(run, 4)
+    newest.write_bytes(newest.read_bytes()[:1000])  # a disk that filled mid-write
+    partial = run / "checkpoints" / ".step_000000006.safetensors.x1y2z3w4.tmp"
+    partial.write_bytes(b"\0" * 100)
+    proc = run_dcgan("train", "--resume", run, "--steps", 6, cwd=tmp_path)
+    assert "skipped step_000000004.safetensors" in proc.stderr
+    assert not partial.exists()
+    assert rundir.checkpoint_step(rundir.find_checkpoint(run)) == 6
+    steps = [r["step"] for r in Run(run).read_stats()]
+    assert steps == [2, 4, 6]  # the lines past the checkpoint it resumed from were replaced
+
+
+def test_a_second_trainer_of_a_run_is_one_line_naming_the_pid(tmp_path):
+    from conftest import assert_one_line_error, run_dcgan
+
+    run_dcgan("train", "--steps", 2, "--name", "r", *TINY, cwd=tmp_path)
+    run = Run(tmp_path / "runs" / "r")
+    with run.lock():
+        proc = run_dcgan("train", "--resume", run.path, "--steps", 4, cwd=tmp_path, check=False)
+    assert_one_line_error(proc, 1, f"being trained by another process (pid {os.getpid()})")
+    run_dcgan("train", "--resume", run.path, "--steps", 4, cwd=tmp_path)  # free again

@@ -52,3 +52,18 @@ def test_missing_package_is_one_line_naming_the_extra(tmp_path, monkeypatch):
 
     with pytest.raises(DcganError, match=r"pip install 'dcgan\[tensorboard\]'"):
         TensorBoardHook(tmp_path / "tb")
+
+
+def test_train_with_tensorboard_writes_events(tmp_path):
+    pytest.importorskip("tensorboard", reason="the tensorboard extra")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from conftest import run_dcgan
+
+    tiny = ["--g-features", "8", "--d-features", "8", "--latent-dim", "16", "--batch-size", "16"]
+    run_dcgan("train", "--steps", 8, "--log-every", 4, "--sample-every", 4, "--tensorboard",
+              "--no-report", "--no-progress", "--name", "r", *tiny, cwd=tmp_path)  # fmt: skip
+    events = EventAccumulator(str(tmp_path / "runs" / "r" / "tb"))
+    events.Reload()
+    assert [e.step for e in events.Scalars("loss/G")] == [4, 8]
+    assert [i.step for i in events.Images("samples/fixed_noise")] == [4, 8]

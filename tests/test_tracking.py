@@ -98,10 +98,31 @@ def test_eta_counts_from_the_resumed_step():
     assert progress.eta_seconds(950) == pytest.approx(10.0, rel=0.05)
 
 
+TINY = ["--g-features", "8", "--d-features", "8", "--latent-dim", "16", "--batch-size", "16"]
+TINY += ["--log-every", "4", "--no-report"]
+
+
 def test_train_with_stderr_piped_writes_lines_not_bar_frames(tmp_path):
-    tiny = ["--g-features", "8", "--d-features", "8", "--latent-dim", "16", "--batch-size", "16"]
-    proc = run_dcgan("train", "--steps", 12, "--log-every", 4, *tiny, cwd=tmp_path)
-    assert "\r" not in proc.stderr
+    proc = run_dcgan("train", "--steps", 12, "--name", "r", *TINY, cwd=tmp_path)
+    assert "\r" not in proc.stderr and proc.stdout == ""
     steps = [line for line in proc.stderr.splitlines() if line.startswith("step ")]
     assert [line.split()[1] for line in steps] == ["4/12", "8/12", "12/12"]
+    assert proc.stderr.splitlines()[0].startswith("data: digits")
     assert proc.stderr.splitlines()[-1].startswith("done: 12 steps")
+
+    # --quiet: the final line alone
+    quiet = run_dcgan("train", "--resume", tmp_path / "runs" / "r", "--steps", 16, "--quiet",
+                      cwd=tmp_path)  # fmt: skip
+    assert quiet.stdout == "" and quiet.stderr.splitlines() == [quiet.stderr.strip()]
+    assert quiet.stderr.startswith("done: 16 steps")
+
+    # --json-progress: objects on stdout, one per log interval; stderr as usual, minus the lines
+    js = run_dcgan("train", "--resume", tmp_path / "runs" / "r", "--steps", 24, "--json-progress",
+                   cwd=tmp_path)  # fmt: skip
+    objects = [json.loads(line) for line in js.stdout.splitlines()]
+    assert [o["step"] for o in objects] == [20, 24] and objects[-1]["total"] == 24
+    assert {"loss_d", "loss_g", "d_real", "d_fake", "img_per_s", "epoch", "eta_s"} <= set(
+        objects[0]
+    )
+    assert not any(line.startswith("step ") for line in js.stderr.splitlines())
+    assert js.stderr.splitlines()[-1].startswith("done: 24 steps")

@@ -145,34 +145,7 @@ def check_checkpoint(path: Path) -> None:
         )
 
 
-def read_meta(path: Path) -> dict[str, Any]:
-    """A checkpoint's JSON metadata alone (its header), without reading the tensors."""
-    try:
-        meta = json.loads(_read_metadata(Path(path))["dcgan"])
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise CheckpointError(
-            f"checkpoint {path} is corrupt or not a dcgan checkpoint ({e})"
-        ) from None
-    if not isinstance(meta, dict):
-        raise CheckpointError(f"checkpoint {path} has no dcgan metadata")
-    return meta
-
-
 def subset(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
     """The arrays under `prefix.`, with the prefix removed (e.g. a module's state dict)."""
     cut = len(prefix) + 1
     return {k[cut:]: v for k, v in arrays.items() if k.startswith(prefix + ".")}
-
-
-# Run-directory functions moved to rundir.py; found here for the callers not yet updated (the
-# trainers). rundir imports this module, so they resolve lazily, on first use.
-_MOVED = {"save_step_checkpoint", "find_checkpoint", "read_run_config", "require_run_dir"}
-_MOVED |= {"list_checkpoints", "prune_checkpoints", "best_path", "checkpoint_path"}
-
-
-def __getattr__(name: str):
-    if name in _MOVED:
-        from . import rundir
-
-        return getattr(rundir, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

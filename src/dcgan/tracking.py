@@ -1,6 +1,7 @@
 """Progress output of a training run, in the form that suits where it goes: a tqdm bar on a
 terminal, one plain line per log interval in a pipe or a log file, one JSON object per interval
-on stdout for tools (`--json-progress`), or only the final line (`--quiet`).
+on stdout for tools (`--json-progress`), or only the final line (`--quiet`); and the optional
+views the trainer keeps fresh (RUN/report.html, TensorBoard events).
 
 The run directory itself (config.json, stats.jsonl, grids, checkpoints) is rundir.py's.
 """
@@ -10,9 +11,11 @@ from __future__ import annotations
 import json
 import sys
 import time
+from pathlib import Path
 from typing import IO, Any
 
-from .rundir import Run, strict_json  # noqa: F401  (Run: the trainer imports it here for now)
+from .errors import DcganError
+from .rundir import strict_json
 
 PROGRESS_MODES = ("auto", "bar", "lines", "json", "quiet", "off")
 
@@ -129,7 +132,7 @@ def make_progress(
     per-step output; messages and the final line still print). `stream` defaults to stderr."""
     stream = stream if stream is not None else sys.stderr
     if mode == "auto":
-        mode = "bar" if _isatty(stream) else "lines"
+        mode = "bar" if is_terminal(stream) else "lines"
     if mode == "bar":
         return BarProgress(total, initial, stream)
     if mode == "lines":
@@ -155,6 +158,85 @@ def progress_mode(quiet: bool = False, json_progress: bool = False, progress: bo
 def ProgressBar(total: int, initial: int, enabled: bool = True) -> Progress:
     """The old entry point: "auto" (a bar on a terminal, lines in a pipe), or "off"."""
     return make_progress("auto" if enabled else "off", total, initial)
+
+
+class RunViews:
+    """The optional views of a run that `dcgan.train` keeps fresh: RUN/report.html (at the end
+    when the report extra is installed, and every `report_every` steps, which requires it) and
+    TensorBoard events in RUN/tb/ (which require the tensorboard extra). A missing extra that
+    was asked for is a one-line DcganError at once, before any training."""
+
+    def __init__(self, report: bool = True, report_every: int = 0, tensorboard: bool = False):
+        from . import report as report_module
+
+        if report_every:
+            report_module.require()
+        if tensorboard:
+            from .tensorboard_log import require
+
+            require()
+        self.report = bool(report_every) or (report and report_module.available())
+        self.report_every, self.tensorboard = report_every, tensorboard
+
+    def wrap(self, callbacks, run_dir: Path, step: int):
+        """`callbacks` (a runner.Callbacks) with the views added; `step`: where training starts
+        (TensorBoard drops a killed session's events past it)."""
+        if not (self.report or self.tensorboard):
+            return callbacks
+        return _ViewCallbacks(callbacks, self, Path(run_dir), step)
+
+
+class _ViewCallbacks:
+    """Forwards every callback to the caller's, then updates the views."""
+
+    def __init__(self, inner, views: RunViews, run_dir: Path, step: int):
+        self.inner, self.views, self.run_dir = inner, views, run_dir
+        self.tb = None
+        if views.tensorboard:
+            from .rundir import TENSORBOARD_DIR
+            from .tensorboard_log import TensorBoardHook
+
+            self.tb = TensorBoardHook(run_dir / TENSORBOARD_DIR, purge_step=step)
+
+    def __getattr__(self, name: str):  # callbacks this class does not know of
+        return getattr(self.inner, name)
+
+    def progress(self, step: int) -> None:
+        self.inner.progress(step)
+        every = self.views.report_every
+        # on the step after a multiple of N, so the page has that step's line, grid and eval
+        if every and step > 1 and (step - 1) % every == 0:
+            self._refresh()
+
+    def logged(self, record: dict[str, Any]) -> None:
+        self.inner.logged(record)
+        if self.tb is not None:
+            self.tb.on_log(record)
+
+    def sampled(self, step: int, path: Path) -> None:
+        self.inner.sampled(step, path)
+        if self.tb is not None:
+            self.tb.on_samples(step, path)
+
+    def evaluated(self, record: dict[str, Any], improved: bool) -> None:
+        self.inner.evaluated(record, improved)
+        if self.tb is not None:
+            self.tb.on_eval(record)
+
+    def finished(self, result) -> None:
+        if self.tb is not None:
+            self.tb.close()
+        if self.views.report:
+            self._refresh()
+        self.inner.finished(result)
+
+    def _refresh(self) -> None:
+        from .report import write_report
+
+        try:
+            write_report([self.run_dir])
+        except (DcganError, OSError) as e:  # a view failing never stops training
+            self.inner.message(f"warning: {self.run_dir / 'report.html'} not refreshed ({e})")
 
 
 def format_line(record: dict[str, Any], total: int, eta: float | None) -> str:
@@ -188,7 +270,8 @@ def _num(value: Any, digits: int) -> str:
     return f"{value:.{digits}f}"
 
 
-def _isatty(stream: IO[str]) -> bool:
+def is_terminal(stream: IO[str]) -> bool:
+    """Whether `stream` is a terminal (False for pipes, files, and streams with no file)."""
     try:
         return stream.isatty()
     except (AttributeError, ValueError):
