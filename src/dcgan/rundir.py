@@ -165,7 +165,8 @@ def find_checkpoint(
     """Resolve a run directory (or a checkpoint file, returned as is) to one checkpoint file.
 
     `which` is "latest" (the newest step checkpoint that reads back: a corrupt newer one, say a
-    disk that filled, is skipped and `on_skip(path, reason)` told) or "best".
+    disk that filled, is skipped and `on_skip(path, reason)` told; when none reads back, the
+    CheckpointError alone says why) or "best".
     """
     run = Path(run)
     if run.is_file():
@@ -180,17 +181,17 @@ def find_checkpoint(
     candidates = list_checkpoints(run)
     if not candidates:
         raise CheckpointError(f"run {run} has no checkpoint yet")
-    reasons = []
+    skipped = []
     for path in reversed(candidates):
         try:
             ckpt.check_checkpoint(path)
         except CheckpointError as e:
-            reasons.append(str(e))
-            if on_skip is not None:
-                on_skip(path, str(e))
+            skipped.append((path, str(e)))
             continue
+        for bad, reason in skipped if on_skip is not None else ():
+            on_skip(bad, reason)
         return path
-    raise CheckpointError(f"no checkpoint of run {run} reads back: {reasons[0]}")
+    raise CheckpointError(f"no checkpoint of run {run} reads back: {skipped[0][1]}")
 
 
 def is_run_dir(path: Path) -> bool:
