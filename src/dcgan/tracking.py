@@ -14,8 +14,12 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+from . import rundir as _rundir
 from .errors import DcganError
 from .rundir import strict_json
+
+# moved to rundir.py; still found here for code written before the move
+Run, _viewable = _rundir.Run, _rundir._viewable
 
 PROGRESS_MODES = ("auto", "bar", "lines", "json", "quiet", "off")
 
@@ -156,7 +160,8 @@ def progress_mode(quiet: bool = False, json_progress: bool = False, progress: bo
 
 
 def ProgressBar(total: int, initial: int, enabled: bool = True) -> Progress:
-    """The old entry point: "auto" (a bar on a terminal, lines in a pipe), or "off"."""
+    """The old entry point, for code written before make_progress: "auto" (a bar on a terminal,
+    lines in a pipe), or "off"."""
     return make_progress("auto" if enabled else "off", total, initial)
 
 
