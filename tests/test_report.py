@@ -136,3 +136,21 @@ def test_report_in_a_real_browser(runs):
         assert im.width == 1280 and im.height > 1500  # the whole page, not just the viewport
         colors = im.convert("L").getextrema()
     assert colors[0] < 50 and colors[1] > 200  # something drawn on the white page
+
+
+@pytest.mark.parametrize(
+    "flag, module, extra",
+    [("--report-every", "matplotlib", "report"), ("--tensorboard", "tensorboard", "tensorboard")],
+)
+def test_a_view_asked_for_without_its_extra_fails_before_training(
+    tmp_path, monkeypatch, capsys, flag, module, extra
+):
+    from dcgan.cli import main
+
+    monkeypatch.setitem(sys.modules, module, None)
+    monkeypatch.setitem(sys.modules, f"{module}.figure", None)
+    args = ["train", flag, *(["2"] if flag == "--report-every" else []), "--steps", "2"]
+    assert main([*args, "--runs-dir", str(tmp_path / "runs")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"pip install 'dcgan[{extra}]'" in err[0]
+    assert not (tmp_path / "runs").exists()  # nothing was made
