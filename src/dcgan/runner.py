@@ -157,13 +157,13 @@ def _train(
     with stop.installed(handle_signals):
         return _train_inside(
             config, resume, changes, runs_dir, name, device, data, cache_dir, data_dir, cb,
-            decode_progress, download_progress, group, stop,
+            decode_progress, download_progress, group, stop, views, held,
         )  # fmt: skip
 
 
 def _train_inside(
     config, resume, changes, runs_dir, name, device, data, cache_dir, data_dir, cb,
-    decode_progress, download_progress, group, stop,
+    decode_progress, download_progress, group, stop, views, held,
 ) -> TrainResult:  # fmt: skip
     from .datasets import load_source
 
