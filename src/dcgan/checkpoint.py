@@ -149,3 +149,18 @@ def subset(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
     """The arrays under `prefix.`, with the prefix removed (e.g. a module's state dict)."""
     cut = len(prefix) + 1
     return {k[cut:]: v for k, v in arrays.items() if k.startswith(prefix + ".")}
+
+
+# Run-directory names moved to rundir.py, still found here for code written before the move.
+# rundir imports this module, so they resolve lazily, on first use.
+_MOVED = {"save_step_checkpoint", "find_checkpoint", "read_run_config", "require_run_dir"}
+_MOVED |= {"list_checkpoints", "prune_checkpoints", "best_path", "checkpoint_path"}
+_MOVED |= {"CONFIG_FILE", "CHECKPOINT_DIR"}
+
+
+def __getattr__(name: str):
+    if name in _MOVED:
+        from . import rundir
+
+        return getattr(rundir, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
