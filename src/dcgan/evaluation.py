@@ -21,6 +21,9 @@ from .metrics import METRICS, Evaluator, cheap_metric_names, is_better, parse_me
 from .sampling import auto_batch_size, latents
 from .torch_engine import TrainState, generate, state_to_arrays
 
+# moved to rundir.py; still found here for code written before the move
+append_metrics, read_metrics = rundir.append_metrics, rundir.read_metrics
+
 # The eval latents are their own stream (draw.EVAL), drawn once on the CPU: every evaluation of a
 # run scores the same z, and training noise is untouched.
 
