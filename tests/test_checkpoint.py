@@ -1,5 +1,3 @@
-import json
-
 import numpy as np
 import pytest
 
@@ -43,26 +41,3 @@ def test_failed_write_leaves_the_old_file(tmp_path, monkeypatch):
         ckpt.atomic_write(path, b"half")
     assert path.read_bytes() == b"good"
     assert [p.name for p in tmp_path.iterdir()] == ["f.bin"]  # no temp file left behind
-
-
-def test_keep_latest_k_and_find(tmp_path):
-    run = tmp_path / "run"
-    run.mkdir()
-    (run / "config.json").write_text(json.dumps({}))
-    for step in (10, 20, 30, 40):
-        ckpt.write_checkpoint(ckpt.checkpoint_path(run, step), {"x": np.zeros(1)}, {"step": step})
-    ckpt.prune_checkpoints(run, keep=2)
-    assert [p.name for p in ckpt.list_checkpoints(run)] == [
-        "step_000000030.safetensors",
-        "step_000000040.safetensors",
-    ]
-    assert ckpt.find_checkpoint(run).name == "step_000000040.safetensors"
-    with pytest.raises(CheckpointError, match="no best"):
-        ckpt.find_checkpoint(run, "best")
-
-
-def test_not_a_run(tmp_path):
-    with pytest.raises(CheckpointError, match="does not exist"):
-        ckpt.find_checkpoint(tmp_path / "nope")
-    with pytest.raises(CheckpointError, match="not a dcgan run"):
-        ckpt.find_checkpoint(tmp_path)

@@ -148,10 +148,11 @@ def test_mismatched_checkpoint(tmp_path):
     # b's weights under a's config
     meta_a = json.loads((a / "config.json").read_text())
     from dcgan import checkpoint as ckpt
+    from dcgan import rundir
 
-    arrays, meta = ckpt.read_checkpoint(ckpt.find_checkpoint(b))
+    arrays, meta = ckpt.read_checkpoint(rundir.find_checkpoint(b))
     meta["config"] = meta_a
-    ckpt.write_checkpoint(ckpt.checkpoint_path(a, 99), arrays, meta)
+    ckpt.write_checkpoint(rundir.checkpoint_path(a, 99), arrays, meta)
     assert_one_line_error(run_dcgan("generate", a, cwd=tmp_path, check=False), 1, "does not match")
 
 

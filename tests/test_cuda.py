@@ -93,7 +93,8 @@ def test_resume_on_the_gpu_and_across_devices(tmp_path, digits):
               cwd=tmp_path)  # fmt: skip
     run_dcgan("train", "--resume", tmp_path / "runs" / "g", "--steps", "60", "--device", "cpu",
               cwd=tmp_path)  # fmt: skip
-    from dcgan.checkpoint import list_checkpoints, read_meta
+    from dcgan.checkpoint import read_meta
+    from dcgan.rundir import list_checkpoints
 
     assert read_meta(list_checkpoints(tmp_path / "runs" / "c")[-1])["step"] == 40
     assert read_meta(list_checkpoints(tmp_path / "runs" / "g")[-1])["step"] == 60

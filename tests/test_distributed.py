@@ -25,7 +25,8 @@ import numpy as np
 import pytest
 
 from conftest import run_dcgan
-from dcgan.checkpoint import list_checkpoints, read_checkpoint
+from dcgan.checkpoint import read_checkpoint
+from dcgan.rundir import list_checkpoints
 
 TINY = [
     "--batch-size", "16", "--g-features", "8", "--d-features", "8", "--latent-dim", "16",

@@ -5,6 +5,7 @@ import torch
 from conftest import tiny_config
 from dcgan.datasets import ImageSet, load_digits
 from dcgan.errors import UsageError
+from dcgan.rundir import Run
 from dcgan.sampling import (
     arithmetic,
     interpolate,
@@ -17,7 +18,6 @@ from dcgan.sampling import (
     slerp,
 )
 from dcgan.torch_engine import create_state, fit, generate, save_checkpoint
-from dcgan.tracking import Run
 
 CPU = torch.device("cpu")
 
@@ -42,7 +42,8 @@ def test_same_seed_same_images(run_dir):
 
 
 def test_uses_the_ema_generator(run_dir):
-    from dcgan.checkpoint import find_checkpoint, read_checkpoint, subset
+    from dcgan.checkpoint import read_checkpoint, subset
+    from dcgan.rundir import find_checkpoint
 
     arrays, _ = read_checkpoint(find_checkpoint(run_dir))
     s = load_sampler(run_dir, CPU)

@@ -22,6 +22,7 @@ from safetensors import SafetensorError
 from safetensors.numpy import load_file, save
 
 from . import checkpoint as ckpt
+from . import rundir
 from .config import RunConfig
 from .errors import CheckpointError, UsageError
 
@@ -46,7 +47,7 @@ class GeneratorWeights:
 
 def is_generator_dir(path: Path) -> bool:
     path = Path(path)
-    return (path / WEIGHTS_FILE).is_file() and (path / ckpt.CONFIG_FILE).is_file()
+    return (path / WEIGHTS_FILE).is_file() and (path / rundir.CONFIG_FILE).is_file()
 
 
 def resolve(source: Path, which: str = "latest") -> Path:
@@ -63,11 +64,11 @@ def resolve(source: Path, which: str = "latest") -> Path:
     if (
         source.is_dir()
         and which == "latest"
-        and not ckpt.list_checkpoints(source)
+        and not rundir.list_checkpoints(source)
         and is_generator_dir(source / GENERATOR_DIR)
     ):
         return source / GENERATOR_DIR / WEIGHTS_FILE
-    return ckpt.find_checkpoint(source, which)
+    return rundir.find_checkpoint(source, which)
 
 
 def load(source: Path, which: str = "latest", discriminator: bool = True) -> GeneratorWeights:
@@ -110,7 +111,7 @@ def _check_finite(w: GeneratorWeights) -> None:
 def _read_generator_dir(folder: Path) -> GeneratorWeights:
     path = folder / WEIGHTS_FILE
     try:
-        info = json.loads((folder / ckpt.CONFIG_FILE).read_text())
+        info = json.loads((folder / rundir.CONFIG_FILE).read_text())
         if info.get("format") != FORMAT:
             raise ValueError(f"format is {info.get('format')!r}, not {FORMAT!r}")
         if info.get("format_version") != FORMAT_VERSION:
@@ -154,16 +155,16 @@ def write_generator(source: Path, out_dir: Path | None = None, which: str = "lat
 
     def fill(tmp: Path) -> None:
         ckpt.atomic_write(tmp / WEIGHTS_FILE, payload)
-        ckpt.write_json(tmp / ckpt.CONFIG_FILE, info)
+        ckpt.write_json(tmp / rundir.CONFIG_FILE, info)
 
     replace_dir(out_dir, fill)
     return out_dir
 
 
 def run_dir_of(path: Path) -> Path:
-    """The run directory a checkpoint or generator file belongs to (RUN/checkpoints/x -> RUN)."""
-    parent = path.parent
-    return parent.parent if parent.name in (ckpt.CHECKPOINT_DIR, GENERATOR_DIR) else parent
+    """The run directory a checkpoint or generator file belongs to (RUN/checkpoints/x -> RUN);
+    a loose file: the folder that holds it (rundir.output_dir)."""
+    return rundir.output_dir(path)
 
 
 def replace_dir(out_dir: Path, fill: Any) -> None:

@@ -1,4 +1,4 @@
-"""The only place that reads and writes checkpoints and run directories' weight files.
+"""The only place that reads and writes checkpoint files (where they live in a run: rundir.py).
 
 A checkpoint is one safetensors file: every tensor (weights, optimizer moments, RNG states) as a
 named array, and everything else as JSON in the file's metadata under the key "dcgan". One file
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -21,13 +20,9 @@ import numpy as np
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save
 
-from .config import RunConfig
 from .errors import CheckpointError
 
 CHECKPOINT_FORMAT = 1
-CHECKPOINT_DIR = "checkpoints"
-CONFIG_FILE = "config.json"
-_STEP_FILE = re.compile(r"^step_(\d+)\.safetensors$")
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -112,84 +107,60 @@ def read_meta(path: Path) -> dict[str, Any]:
 def _read_metadata(path: Path) -> dict[str, str]:
     """The safetensors header's __metadata__ (the first 8 bytes give the header's length)."""
     with open(path, "rb") as f:
-        n = int.from_bytes(f.read(8), "little")
-        if not 0 < n < 100_000_000:
-            raise ValueError("bad header length")
-        header = json.loads(f.read(n))
-    return header["__metadata__"]
+        return _parse_header(f, int.from_bytes(f.read(8), "little"))["__metadata__"]
 
 
-def checkpoint_path(run_dir: Path, step: int) -> Path:
-    return Path(run_dir) / CHECKPOINT_DIR / f"step_{step:09d}.safetensors"
+def _parse_header(f, n: int) -> dict[str, Any]:
+    if not 0 < n < 100_000_000:
+        raise ValueError("bad header length")
+    header = json.loads(f.read(n))
+    if not isinstance(header, dict):
+        raise ValueError("header is not a JSON object")
+    return header
 
 
-def save_step_checkpoint(
-    run_dir: Path, step: int, arrays: dict[str, np.ndarray], meta: dict[str, Any], keep: int
-) -> Path:
-    """Write run_dir/checkpoints/step_N.safetensors, then prune all but the newest `keep`."""
-    path = checkpoint_path(run_dir, step)
-    write_checkpoint(path, arrays, meta)
-    prune_checkpoints(run_dir, keep)
-    return path
-
-
-def best_path(run_dir: Path) -> Path:
-    return Path(run_dir) / CHECKPOINT_DIR / "best.safetensors"
-
-
-def list_checkpoints(run_dir: Path) -> list[Path]:
-    """Step checkpoints of a run, oldest first."""
-    folder = Path(run_dir) / CHECKPOINT_DIR
-    if not folder.is_dir():
-        return []
-    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _STEP_FILE.match(p.name))]
-    return [p for _, p in sorted(found)]
-
-
-def prune_checkpoints(run_dir: Path, keep: int) -> None:
-    """Delete all but the newest `keep` step checkpoints (best.safetensors is never touched)."""
-    for old in list_checkpoints(run_dir)[:-keep]:
-        old.unlink(missing_ok=True)
-
-
-def find_checkpoint(run: Path, which: str = "latest") -> Path:
-    """Resolve a run directory (or a checkpoint file) to one checkpoint file.
-
-    `which` is "latest" (the newest step checkpoint that reads back) or "best".
-    """
-    run = Path(run)
-    if run.is_file():
-        return run
-    require_run_dir(run)
-    if which == "best":
-        if not best_path(run).is_file():
-            raise CheckpointError(f"run {run} has no best checkpoint (train with --eval-every)")
-        return best_path(run)
-    if which != "latest":
-        raise CheckpointError(f"unknown checkpoint {which!r}; use latest or best")
-    candidates = list_checkpoints(run)
-    if not candidates:
-        raise CheckpointError(f"run {run} has no checkpoint yet")
-    return candidates[-1]
-
-
-def require_run_dir(run: Path) -> None:
-    if not run.is_dir():
-        raise CheckpointError(f"run directory {run} does not exist")
-    if not (run / CONFIG_FILE).is_file():
-        raise CheckpointError(f"{run} is not a dcgan run directory (no {CONFIG_FILE})")
-
-
-def read_run_config(run: Path) -> RunConfig:
-    run = Path(run)
-    require_run_dir(run)
+def check_checkpoint(path: Path) -> None:
+    """Raise a CheckpointError unless `path` is a whole dcgan checkpoint: its header and metadata
+    parse and the file is as long as the header says (a write cut short fails here), without
+    reading the tensors."""
+    path = Path(path)
     try:
-        return RunConfig.from_dict(json.loads((run / CONFIG_FILE).read_text()))
-    except (ValueError, OSError) as e:
-        raise CheckpointError(f"{run / CONFIG_FILE} is unreadable ({e})") from None
+        with open(path, "rb") as f:
+            n = int.from_bytes(f.read(8), "little")
+            header = _parse_header(f, n)
+            size = os.fstat(f.fileno()).st_size
+        ends = [v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"]
+        meta = json.loads(header["__metadata__"]["dcgan"])
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint {path} does not exist") from None
+    except (OSError, ValueError, KeyError, TypeError, IndexError) as e:
+        raise CheckpointError(
+            f"checkpoint {path} is corrupt or not a dcgan checkpoint ({e})"
+        ) from None
+    if size != 8 + n + max(ends, default=0):
+        raise CheckpointError(f"checkpoint {path} is truncated ({size} bytes)")
+    if not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(
+            f"checkpoint {path} is not a dcgan checkpoint of format {CHECKPOINT_FORMAT}"
+        )
 
 
 def subset(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
     """The arrays under `prefix.`, with the prefix removed (e.g. a module's state dict)."""
     cut = len(prefix) + 1
     return {k[cut:]: v for k, v in arrays.items() if k.startswith(prefix + ".")}
+
+
+# Run-directory names moved to rundir.py, still found here for code written before the move.
+# rundir imports this module, so they resolve lazily, on first use.
+_MOVED = {"save_step_checkpoint", "find_checkpoint", "read_run_config", "require_run_dir"}
+_MOVED |= {"list_checkpoints", "prune_checkpoints", "best_path", "checkpoint_path"}
+_MOVED |= {"CONFIG_FILE", "CHECKPOINT_DIR"}
+
+
+def __getattr__(name: str):
+    if name in _MOVED:
+        from . import rundir
+
+        return getattr(rundir, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,12 +1,11 @@
 """Evaluating generators with the metrics: during training (fixed latents, a stats line, the best
-checkpoint) and after it (`RUN/metrics.jsonl`, one JSON line per `dcgan eval`).
+checkpoint) and after it (a line of `RUN/metrics.jsonl` per `dcgan eval`, written by rundir.py).
 
 No printing here: the CLI reports. The metrics themselves live in `dcgan.metrics`.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,13 +15,15 @@ import numpy as np
 import torch
 
 from . import checkpoint as ckpt
-from . import draw
+from . import draw, rundir
 from .config import RunConfig
 from .metrics import METRICS, Evaluator, cheap_metric_names, is_better, parse_metric_names
 from .sampling import auto_batch_size, latents
 from .torch_engine import TrainState, generate, state_to_arrays
 
-METRICS_FILE = "metrics.jsonl"
+# moved to rundir.py; still found here for code written before the move
+append_metrics, read_metrics = rundir.append_metrics, rundir.read_metrics
+
 # The eval latents are their own stream (draw.EVAL), drawn once on the CPU: every evaluation of a
 # run scores the same z, and training noise is untouched.
 
@@ -93,7 +94,7 @@ class TrainingEval:
             state.extra["best"] = {"metric": self.metric, "key": self.key, "value": value}
             state.extra["best"]["step"] = state.step
             arrays, meta = state_to_arrays(state)
-            ckpt.write_checkpoint(ckpt.best_path(self.run_dir), arrays, meta)
+            ckpt.write_checkpoint(rundir.best_path(self.run_dir), arrays, meta)
         self.on_result(record, improved)
         return metrics
 
@@ -118,26 +119,3 @@ def eval_record(
         "seconds": round(seconds, 3),
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-
-
-def append_metrics(run_dir: Path, record: dict[str, Any]) -> Path:
-    """Append one JSON line to RUN/metrics.jsonl (append-only, like stats.jsonl)."""
-    path = Path(run_dir) / METRICS_FILE
-    with open(path, "a") as f:
-        f.write(json.dumps(record) + "\n")
-    return path
-
-
-def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
-    """The lines of RUN/metrics.jsonl, oldest first ([] when there is none); unreadable lines
-    (a crash mid-write) are skipped."""
-    path = Path(run_dir) / METRICS_FILE
-    if not path.is_file():
-        return []
-    out = []
-    for line in path.read_text().splitlines():
-        try:
-            out.append(json.loads(line))
-        except ValueError:
-            continue
-    return out

@@ -26,10 +26,12 @@ from typing import Any
 import numpy as np
 
 from . import checkpoint as ckpt
-from . import draw
+from . import draw, rundir
 from .config import PENALTY_LOSSES, RunConfig
 from .datasets import ImageSet, batch_indices, steps_per_epoch
 from .errors import CheckpointError, DcganError, UsageError
+from .rundir import Run
+from .tracking import RunViews
 from .watch import CollapseWatch
 
 # what a resume may change: the length, the engine and the speed options (not the model)
@@ -103,6 +105,9 @@ def train(
     decode_progress: Callable | None = None,
     download_progress: Callable | None = None,
     handle_signals: bool = True,
+    report: bool = True,
+    report_every: int = 0,
+    tensorboard: bool = False,
 ) -> TrainResult:
     """Train a new run from `config` (default: the 28 px DCGAN on the bundled digits) into
     runs_dir/name, or continue the run directory `resume` (then `changes` may set the fields in
@@ -111,6 +116,11 @@ def train(
     `data` overrides loading config.data.source (an ImageSet of uint8 (N, C, S, S) images).
     Under torchrun (WORLD_SIZE > 1) each rank calls this with the same arguments; rank 0 writes
     the run directory. SIGINT/SIGTERM save a checkpoint and return status "stopped".
+
+    The run directory is locked while training (a second trainer of the same run gets a
+    CheckpointError naming this process). `report`: write RUN/report.html at the end when the
+    report extra (matplotlib) is installed; `report_every`: refresh it every N steps too (then
+    the extra is required); `tensorboard`: also write TensorBoard events to RUN/tb/.
     """
     from .perf import openmp_env
 
@@ -118,10 +128,12 @@ def train(
     cb = callbacks or Callbacks()
     group = _process_group(config, resume, changes, device)
     quiet = cb if group.is_main else Callbacks()
+    views = RunViews(report, report_every, tensorboard) if group.is_main else None
+    held = contextlib.ExitStack()  # the run lock, released however _train ends
     try:
         return _train(
             config, resume, changes, Path(runs_dir), name, device, data, cache_dir, data_dir,
-            quiet, decode_progress, download_progress, handle_signals, group,
+            quiet, decode_progress, download_progress, handle_signals, group, views, held,
         )  # fmt: skip
     except DcganError:
         raise
@@ -133,33 +145,38 @@ def train(
                 raise distributed.lost_peer(e) from None
         raise
     finally:
+        held.close()
         group.close()
 
 
 def _train(
     config, resume, changes, runs_dir, name, device, data, cache_dir, data_dir, cb,
-    decode_progress, download_progress, handle_signals, group,
+    decode_progress, download_progress, handle_signals, group, views, held,
 ) -> TrainResult:  # fmt: skip
     stop = _StopFlag()
     with stop.installed(handle_signals):
         return _train_inside(
             config, resume, changes, runs_dir, name, device, data, cache_dir, data_dir, cb,
-            decode_progress, download_progress, group, stop,
+            decode_progress, download_progress, group, stop, views, held,
         )  # fmt: skip
 
 
 def _train_inside(
     config, resume, changes, runs_dir, name, device, data, cache_dir, data_dir, cb,
-    decode_progress, download_progress, group, stop,
+    decode_progress, download_progress, group, stop, views, held,
 ) -> TrainResult:  # fmt: skip
     from .datasets import load_source
-    from .tracking import Run
 
     # 1. the config: given, or the resumed run's with the allowed changes
     run, path = None, None
     if resume is not None:
         run = Run.open(Path(resume))
-        path = ckpt.find_checkpoint(run.path)
+        if group.is_main:  # one trainer per run; also sweeps killed writes, cuts a torn line
+            held.enter_context(run.lock())
+        skipped = lambda p, why: cb.message(
+            f"warning: skipped {p.name}, an older one is used: {why}"
+        )
+        path = rundir.find_checkpoint(run.path, on_skip=skipped)
         saved = RunConfig.from_dict(ckpt.read_meta(path)["config"])
         config = resume_config(saved, changes or {})
     else:
@@ -225,11 +242,14 @@ def _train_inside(
         if run is None:
             default = f"{_slug(data.name)}-{config.model.kind}{config.model.image_size}"
             run = Run.create(runs_dir, name, config, default)
+            held.enter_context(run.lock())
             run.save_real(data.images[:64])
         else:
             if run.config() != config:
                 run.update_config(config)
             run.truncate_stats(state.step)
+        run.update_info(device=str(dev), world_size=group.world, data=rundir.data_info(data))
+        cb = views.wrap(cb, run.path, state.step)  # report.html and TensorBoard, when asked
     run_dir = Path(group.broadcast(str(run.path) if run else None))
     hooks = _hooks(run, state, engine, config, evaluator, dev, cb) if group.is_main else Hooks()
 
@@ -439,7 +459,7 @@ def _process_group(config, resume, changes, device: str):
         return Solo()
     engine = (changes or {}).get("engine")
     if engine is None and resume is not None:
-        engine = ckpt.read_run_config(Path(resume)).train.engine
+        engine = rundir.read_run_config(Path(resume)).train.engine
     engine = engine or (config or RunConfig()).train.engine
     if engine != "torch":
         raise UsageError(
@@ -510,13 +530,20 @@ def _hooks(run, state, engine, config: RunConfig, evaluator, device, cb: Callbac
 
 
 def _save(engine, state, run_dir: Path, config: RunConfig) -> Path:
-    path = ckpt.checkpoint_path(run_dir, state.step)
-    if path.is_file() and state.step == ckpt.read_meta(path).get("step"):
+    path = rundir.checkpoint_path(run_dir, state.step)
+    if path.is_file() and state.step == _saved_step(path):
         return path  # the cadence saved this very step already
     arrays, meta = engine.state_to_arrays(state)
-    return ckpt.save_step_checkpoint(
+    return rundir.save_step_checkpoint(
         run_dir, state.step, arrays, meta, keep=config.train.keep_checkpoints
     )
+
+
+def _saved_step(path: Path) -> int | None:
+    try:
+        return ckpt.read_meta(path).get("step")
+    except CheckpointError:  # a corrupt file of this step (skipped on resume): overwrite it
+        return None
 
 
 def _diverged(engine, state, config, run_dir, device, group, rollbacks: int, cb: Callbacks):
@@ -544,8 +571,6 @@ def _diverged(engine, state, config, run_dir, device, group, rollbacks: int, cb:
         f"rates (lr_g {train.lr_g:g}, lr_d {train.lr_d:g})"
     )
     if group.is_main:
-        from .tracking import Run
-
         run = Run(run_dir)
         run.update_config(config)
         run.truncate_stats(new.step)
@@ -554,7 +579,7 @@ def _diverged(engine, state, config, run_dir, device, group, rollbacks: int, cb:
 
 def _newest_good(run_dir: Path) -> Path | None:
     try:
-        return ckpt.find_checkpoint(run_dir)
+        return rundir.find_checkpoint(run_dir)
     except CheckpointError:
         return None
 

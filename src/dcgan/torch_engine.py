@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from . import checkpoint as ckpt
-from . import distributed, draw, pixels
+from . import distributed, draw, pixels, rundir
 from .augment import FAKE, G_FAKE, REAL, apply_params, augment_rng, draw_params
 from .config import RunConfig
 from .datasets import ImageSet
@@ -436,7 +436,7 @@ def _gather(
 
 def save_checkpoint(state: TrainState, run_dir, keep: int) -> Any:
     """Write the state to run_dir/checkpoints/step_N.safetensors and prune old ones."""
-    return ckpt.save_step_checkpoint(run_dir, state.step, *state_to_arrays(state), keep=keep)
+    return rundir.save_step_checkpoint(run_dir, state.step, *state_to_arrays(state), keep=keep)
 
 
 def load_state(

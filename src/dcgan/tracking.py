@@ -1,158 +1,283 @@
-"""The run directory and what training writes into it: config.json, stats.jsonl, sample grids,
-real_samples.png, progress.gif, and the progress bar.
+"""Progress output of a training run, in the form that suits where it goes: a tqdm bar on a
+terminal, one plain line per log interval in a pipe or a log file, one JSON object per interval
+on stdout for tools (`--json-progress`), or only the final line (`--quiet`); and the optional
+views the trainer keeps fresh (RUN/report.html, TensorBoard events).
 
-Layout: runs/<name>/{config.json, stats.jsonl, real_samples.png, samples/step_000500.png,
-progress.gif, checkpoints/step_000001000.safetensors}.
+The run directory itself (config.json, stats.jsonl, grids, checkpoints) is rundir.py's.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import sys
+import time
 from pathlib import Path
+from typing import IO, Any
 
-import numpy as np
-from PIL import Image
-from tqdm import tqdm
+from . import rundir as _rundir
+from .errors import DcganError
+from .rundir import strict_json
 
-from . import checkpoint as ckpt
-from .config import RunConfig
-from .errors import UsageError
-from .images import make_grid, save_gif, save_png, upscale_nearest
+# moved to rundir.py; still found here for code written before the move
+Run, _viewable = _rundir.Run, _rundir._viewable
 
-_SAMPLE_FILE = re.compile(r"^step_(\d+)\.png$")
+PROGRESS_MODES = ("auto", "bar", "lines", "json", "quiet", "off")
 
 
-class Run:
-    """A run directory. Create one with `Run.create` (never overwrites) or open one to resume."""
+class Progress:
+    """What the trainer reports progress to. `show(record)` once per log interval (a stats.jsonl
+    record: step, epoch, img_per_s, loss_d, loss_g, d_real, d_fake), `update_to(step)` every
+    step, `write(message)` for the odd line (an evaluation, a warning), `done(message)` for the
+    final line, which every mode prints. This base class prints nothing but those two."""
 
-    def __init__(self, path: Path):
-        self.path = Path(path)
+    def __init__(self, total: int, initial: int, stream: IO[str] | None = None):
+        self.total, self.initial, self.step = total, initial, initial
+        self.stream = stream if stream is not None else sys.stderr
+        self._started = time.monotonic()
 
-    @property
-    def name(self) -> str:
-        return self.path.name
+    def update_to(self, step: int) -> None:
+        self.step = step
 
-    @classmethod
-    def create(cls, runs_dir: Path, name: str | None, config: RunConfig, default_name: str) -> Run:
-        """Make runs_dir/name. An explicit name that exists is an error (resume it or pick another);
-        without a name, default_name gets a -2, -3, ... suffix until it is new."""
-        runs_dir = Path(runs_dir)
-        if name is not None:
-            if not re.fullmatch(r"[\w.-]+", name) or name in (".", ".."):
-                raise UsageError(f"--name {name!r} must be letters, digits, '.', '_' or '-'")
-            path = runs_dir / name
-            if path.exists():
-                raise UsageError(
-                    f"run {path} already exists; resume it with --resume {path} or choose another --name"
-                )
-        else:
-            path, k = runs_dir / default_name, 1
-            while path.exists():
-                k += 1
-                path = runs_dir / f"{default_name}-{k}"
-        path.mkdir(parents=True)
-        run = cls(path)
-        ckpt.write_json(path / ckpt.CONFIG_FILE, config.to_dict())
-        return run
+    def show(self, record: dict[str, Any]) -> None:
+        pass
 
-    @classmethod
-    def open(cls, path: Path) -> Run:
-        ckpt.require_run_dir(Path(path))
-        return cls(path)
+    def write(self, message: str) -> None:
+        print(message, file=self.stream, flush=True)
 
-    def config(self) -> RunConfig:
-        return ckpt.read_run_config(self.path)
+    def done(self, message: str) -> None:
+        print(message, file=self.stream, flush=True)
 
-    def update_config(self, config: RunConfig) -> None:
-        ckpt.write_json(self.path / ckpt.CONFIG_FILE, config.to_dict())
+    def close(self) -> None:
+        pass
 
-    # -- stats -------------------------------------------------------------------------------
-
-    def append_stats(self, record: dict) -> None:
-        """One JSON line per log interval; append-only, flushed at once so a crash loses nothing."""
-        with open(self.path / "stats.jsonl", "a") as f:
-            f.write(json.dumps(record) + "\n")
-
-    def read_stats(self) -> list[dict]:
-        path = self.path / "stats.jsonl"
-        if not path.exists():
-            return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-    def truncate_stats(self, step: int) -> None:
-        """Drop lines past `step`: after a resume from an older checkpoint they would repeat."""
-        kept = [r for r in self.read_stats() if r.get("step", 0) <= step]
-        ckpt.atomic_write(
-            self.path / "stats.jsonl", "".join(json.dumps(r) + "\n" for r in kept).encode()
-        )
-
-    # -- images ------------------------------------------------------------------------------
-
-    def save_real(self, images: np.ndarray) -> None:
-        save_png(self.path / "real_samples.png", _viewable(make_grid(images)))
-
-    def save_samples(self, step: int, images: np.ndarray) -> Path:
-        path = self.path / "samples" / f"step_{step:09d}.png"
-        save_png(path, _viewable(make_grid(images)))
-        return path
-
-    def sample_files(self) -> list[Path]:
-        folder = self.path / "samples"
-        if not folder.is_dir():
-            return []
-        found = [
-            (int(m.group(1)), p) for p in folder.iterdir() if (m := _SAMPLE_FILE.match(p.name))
-        ]
-        return [p for _, p in sorted(found)]
-
-    def write_gif(self, max_frames: int = 100) -> Path | None:
-        """progress.gif from the sample grids (evenly thinned to max_frames, the last always kept)."""
-        files = self.sample_files()
-        if not files:
+    def eta_seconds(self, step: int) -> float | None:
+        """Seconds to the last step at this session's rate so far (None before any step)."""
+        done, elapsed = step - self.initial, time.monotonic() - self._started
+        if done <= 0 or elapsed <= 0:
             return None
-        if len(files) > max_frames:
-            keep = np.unique(np.linspace(0, len(files) - 1, max_frames).round().astype(int))
-            files = [files[i] for i in keep]
-        frames = []
-        for f in files:
-            with Image.open(f) as im:
-                frames.append(np.asarray(im.convert("RGB")))
-        path = self.path / "progress.gif"
-        save_gif(path, frames)
-        return path
+        return (self.total - step) * elapsed / done
 
 
-def _viewable(grid: np.ndarray) -> np.ndarray:
-    """Enlarge small grids (28 px digits) so they are readable in an image viewer."""
-    return upscale_nearest(grid, 2 if grid.shape[0] < 400 else 1)
+class QuietProgress(Progress):
+    """`--quiet`: only the final line."""
+
+    def write(self, message: str) -> None:
+        pass
 
 
-class ProgressBar:
+class LineProgress(Progress):
+    """One plain line per log interval (stderr is a pipe or a file: no carriage returns)."""
+
+    def show(self, record: dict[str, Any]) -> None:
+        print(format_line(record, self.total, self.eta_seconds(record["step"])), file=self.stream)
+        self.stream.flush()
+
+
+class JsonProgress(Progress):
+    """`--json-progress`: one strict-JSON object per log interval on `out` (stdout), with the
+    total and the ETA added; messages still go to the stream (stderr)."""
+
+    def __init__(self, total: int, initial: int, stream=None, out: IO[str] | None = None):
+        super().__init__(total, initial, stream)
+        self.out = out if out is not None else sys.stdout
+
+    def show(self, record: dict[str, Any]) -> None:
+        eta = self.eta_seconds(record["step"])
+        line = {**record, "total": self.total, "eta_s": None if eta is None else round(eta, 1)}
+        print(json.dumps(strict_json(line), allow_nan=False), file=self.out, flush=True)
+
+
+class BarProgress(Progress):
     """A tqdm bar over training steps showing epoch, img/s, losses, D(x) and D(G(z))."""
 
-    def __init__(self, total: int, initial: int, enabled: bool = True):
+    def __init__(self, total: int, initial: int, stream=None):
+        super().__init__(total, initial, stream)
+        from tqdm import tqdm
+
         self.bar = tqdm(
-            total=total, initial=initial, unit="step", disable=not enabled, dynamic_ncols=True
+            total=total, initial=initial, unit="step", dynamic_ncols=True, file=self.stream
         )
 
     def update_to(self, step: int) -> None:
+        self.step = step
         self.bar.update(step - self.bar.n)
 
-    def show(self, record: dict) -> None:
+    def show(self, record: dict[str, Any]) -> None:
         self.bar.set_postfix(
             epoch=record["epoch"],
             img_s=f"{record['img_per_s']:.0f}",
-            loss_d=f"{record['loss_d']:.3f}",
-            loss_g=f"{record['loss_g']:.3f}",
-            D_x=f"{record['d_real']:.2f}",
-            D_G_z=f"{record['d_fake']:.2f}",
+            loss_d=_num(record.get("loss_d"), 3),
+            loss_g=_num(record.get("loss_g"), 3),
+            D_x=_num(record.get("d_real"), 2),
+            D_G_z=_num(record.get("d_fake"), 2),
             refresh=False,
         )
 
     def write(self, message: str) -> None:
-        self.bar.write(message, file=sys.stderr)
+        self.bar.write(message, file=self.stream)
+
+    def done(self, message: str) -> None:
+        self.close()
+        super().done(message)
 
     def close(self) -> None:
         self.bar.close()
+
+
+def make_progress(
+    mode: str,
+    total: int,
+    initial: int,
+    stream: IO[str] | None = None,
+    out: IO[str] | None = None,
+) -> Progress:
+    """The progress reporter for `mode`: "auto" (a bar when `stream` is a terminal, else lines),
+    "bar", "lines", "json" (objects on `out`), "quiet" (the final line only) or "off" (no
+    per-step output; messages and the final line still print). `stream` defaults to stderr."""
+    stream = stream if stream is not None else sys.stderr
+    if mode == "auto":
+        mode = "bar" if is_terminal(stream) else "lines"
+    if mode == "bar":
+        return BarProgress(total, initial, stream)
+    if mode == "lines":
+        return LineProgress(total, initial, stream)
+    if mode == "json":
+        return JsonProgress(total, initial, stream, out)
+    if mode == "quiet":
+        return QuietProgress(total, initial, stream)
+    if mode == "off":
+        return Progress(total, initial, stream)
+    raise ValueError(f"unknown progress mode {mode!r}; use one of {', '.join(PROGRESS_MODES)}")
+
+
+def progress_mode(quiet: bool = False, json_progress: bool = False, progress: bool = True) -> str:
+    """The mode for `dcgan train`'s flags: --json-progress, --quiet, --no-progress, or auto."""
+    if json_progress:
+        return "json"
+    if quiet:
+        return "quiet"
+    return "auto" if progress else "off"
+
+
+def ProgressBar(total: int, initial: int, enabled: bool = True) -> Progress:
+    """The old entry point, for code written before make_progress: "auto" (a bar on a terminal,
+    lines in a pipe), or "off"."""
+    return make_progress("auto" if enabled else "off", total, initial)
+
+
+class RunViews:
+    """The optional views of a run that `dcgan.train` keeps fresh: RUN/report.html (at the end
+    when the report extra is installed, and every `report_every` steps, which requires it) and
+    TensorBoard events in RUN/tb/ (which require the tensorboard extra). A missing extra that
+    was asked for is a one-line DcganError at once, before any training."""
+
+    def __init__(self, report: bool = True, report_every: int = 0, tensorboard: bool = False):
+        from . import report as report_module
+
+        if report_every:
+            report_module.require()
+        if tensorboard:
+            from .tensorboard_log import require
+
+            require()
+        self.report = bool(report_every) or (report and report_module.available())
+        self.report_every, self.tensorboard = report_every, tensorboard
+
+    def wrap(self, callbacks, run_dir: Path, step: int):
+        """`callbacks` (a runner.Callbacks) with the views added; `step`: where training starts
+        (TensorBoard drops a killed session's events past it)."""
+        if not (self.report or self.tensorboard):
+            return callbacks
+        return _ViewCallbacks(callbacks, self, Path(run_dir), step)
+
+
+class _ViewCallbacks:
+    """Forwards every callback to the caller's, then updates the views."""
+
+    def __init__(self, inner, views: RunViews, run_dir: Path, step: int):
+        self.inner, self.views, self.run_dir = inner, views, run_dir
+        self.tb = None
+        if views.tensorboard:
+            from .rundir import TENSORBOARD_DIR
+            from .tensorboard_log import TensorBoardHook
+
+            self.tb = TensorBoardHook(run_dir / TENSORBOARD_DIR, purge_step=step)
+
+    def __getattr__(self, name: str):  # callbacks this class does not know of
+        return getattr(self.inner, name)
+
+    def progress(self, step: int) -> None:
+        self.inner.progress(step)
+        every = self.views.report_every
+        # on the step after a multiple of N, so the page has that step's line, grid and eval
+        if every and step > 1 and (step - 1) % every == 0:
+            self._refresh()
+
+    def logged(self, record: dict[str, Any]) -> None:
+        self.inner.logged(record)
+        if self.tb is not None:
+            self.tb.on_log(record)
+
+    def sampled(self, step: int, path: Path) -> None:
+        self.inner.sampled(step, path)
+        if self.tb is not None:
+            self.tb.on_samples(step, path)
+
+    def evaluated(self, record: dict[str, Any], improved: bool) -> None:
+        self.inner.evaluated(record, improved)
+        if self.tb is not None:
+            self.tb.on_eval(record)
+
+    def finished(self, result) -> None:
+        if self.tb is not None:
+            self.tb.close()
+        if self.views.report:
+            self._refresh()
+        self.inner.finished(result)
+
+    def _refresh(self) -> None:
+        from .report import write_report
+
+        try:
+            write_report([self.run_dir])
+        except (DcganError, OSError) as e:  # a view failing never stops training
+            self.inner.message(f"warning: {self.run_dir / 'report.html'} not refreshed ({e})")
+
+
+def format_line(record: dict[str, Any], total: int, eta: float | None) -> str:
+    """step 500/3000 (17%) | epoch 1 | 812 img/s | loss_d 0.512 loss_g 2.310 | D(x) 0.71
+    D(G(z)) 0.29 | ETA 3m05s"""
+    step = record["step"]
+    pct = f" ({100 * step // total}%)" if total else ""
+    parts = [
+        f"step {step}/{total}{pct}",
+        f"epoch {record.get('epoch', '-')}",
+        f"{_num(record.get('img_per_s'), 0)} img/s",
+        f"loss_d {_num(record.get('loss_d'), 3)} loss_g {_num(record.get('loss_g'), 3)}",
+        f"D(x) {_num(record.get('d_real'), 2)} D(G(z)) {_num(record.get('d_fake'), 2)}",
+        f"ETA {format_duration(eta)}",
+    ]
+    return " | ".join(parts)
+
+
+def format_duration(seconds: float | None) -> str:
+    """71 -> "1m11s", 3725 -> "1h02m05s", None -> "-"."""
+    if seconds is None:
+        return "-"
+    minutes, s = divmod(round(seconds), 60)
+    hours, m = divmod(minutes, 60)
+    return f"{hours}h{m:02d}m{s:02d}s" if hours else f"{m}m{s:02d}s" if m else f"{s}s"
+
+
+def _num(value: Any, digits: int) -> str:
+    if not isinstance(value, int | float):
+        return "-"
+    return f"{value:.{digits}f}"
+
+
+def is_terminal(stream: IO[str]) -> bool:
+    """Whether `stream` is a terminal (False for pipes, files, and streams with no file)."""
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False

@@ -69,6 +69,6 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-from . import compare, data, eval, export, generate, train  # noqa: E402  (they import the helpers above)
+from . import compare, data, eval, export, generate, report, train  # noqa: E402  (they import the helpers above)
 
-COMMANDS = (train, generate, eval, compare, data, export)
+COMMANDS = (train, generate, eval, compare, report, data, export)

@@ -19,30 +19,20 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from ..checkpoint import read_run_config
-    from ..errors import CheckpointError
-    from ..evaluation import read_metrics
-    from ..tracking import Run
+    from ..rundir import summarize
 
-    columns = []
-    for path in args.runs:
-        config = read_run_config(path)  # also says "not a run directory" in one line
-        try:
-            stats = Run(path).read_stats()
-        except ValueError as e:  # a hand-edited or truncated line
-            raise CheckpointError(f"{path / 'stats.jsonl'} is unreadable ({e})") from None
-        train_lines = [r for r in stats if not r.get("eval")]
-        eval_lines = [r for r in stats if r.get("eval")]
-        columns.append(
-            {
-                "config": _flatten(config.to_dict()),
-                "last": train_lines[-1] if train_lines else {},
-                "eval": eval_lines[-1] if eval_lines else None,
-                "best": _best(eval_lines, config),
-                "measured": _latest_measured(read_metrics(path)),
-            }
-        )
-    rows: list[tuple[str, list[str]]] = [("run", [_name(p) for p in args.runs])]
+    summaries = [summarize(path) for path in args.runs]  # "not a run directory" in one line
+    columns = [
+        {
+            "config": s.flat_config(),
+            "last": s.last,
+            "eval": s.evals[-1] if s.evals else None,
+            "best": s.best,
+            "measured": s.measured,
+        }
+        for s in summaries
+    ]
+    rows: list[tuple[str, list[str]]] = [("run", [s.name for s in summaries])]
     rows.append(("step", [_value(c["last"].get("step")) for c in columns]))
     rows.append(("epoch", [_value(c["last"].get("epoch")) for c in columns]))
     rows.append(("wall time", [_duration(c["last"].get("wall_time")) for c in columns]))
@@ -52,20 +42,6 @@ def run(args) -> int:
     rows += _config_rows([c["config"] for c in columns])
     print(_render(rows))
     return 0
-
-
-def _latest_measured(lines: list[dict]) -> dict | None:
-    """The last metrics.jsonl line, with metrics that other evals of the same checkpoint and
-    settings measured (`dcgan eval --metrics swd` then `--metrics digits`) merged in."""
-    if not lines:
-        return None
-    last = lines[-1]
-    same = ("step", "checkpoint", "num", "ref", "seed")
-    metrics: dict = {}
-    for line in lines:
-        if all(line.get(k) == last.get(k) for k in same):
-            metrics |= line.get("metrics", {})
-    return {**last, "metrics": metrics}
 
 
 def _section(title: str, records: list, to_rows) -> list[tuple[str, list[str]]]:
@@ -97,24 +73,6 @@ def _metric_rows(dicts: list[dict]) -> list[tuple[str, list[str]]]:
     return [(k, [_value(d.get(k)) for d in dicts]) for k in keys]
 
 
-def _best(eval_lines: list[dict], config) -> dict | None:
-    """The best --eval-every line by the first metric's key (what best.safetensors holds)."""
-    from ..errors import DcganError
-    from ..evaluation import training_metric_names
-    from ..metrics import METRICS
-
-    try:
-        info = METRICS[training_metric_names(config)[0]]
-    except DcganError:
-        return None
-    scored = [r for r in eval_lines if isinstance(r.get(info.key), (int, float))]
-    if not scored:
-        return None
-    sign = 1 if info.lower_is_better else -1
-    best = min(scored, key=lambda r: sign * r[info.key])
-    return {"key": info.key, "value": best[info.key], "step": best["step"]}
-
-
 def _best_rows(columns: list[dict]) -> list[tuple[str, list[str]]]:
     bests = [c["best"] for c in columns]
     if not any(bests):
@@ -128,8 +86,9 @@ def _best_rows(columns: list[dict]) -> list[tuple[str, list[str]]]:
 
 
 def _config_rows(configs: list[dict]) -> list[tuple[str, list[str]]]:
-    keys = list(dict.fromkeys(k for c in configs for k in c))
-    differing = [k for k in keys if len({repr(c.get(k)) for c in configs}) > 1]
+    from ..rundir import differing_keys
+
+    differing = differing_keys(configs)
     if len(configs) < 2:
         return []
     if not differing:
@@ -137,20 +96,6 @@ def _config_rows(configs: list[dict]) -> list[tuple[str, list[str]]]:
     return [("", []), ("[config differences]", [])] + [
         (k, [_value(c.get(k)) for c in configs]) for k in differing
     ]
-
-
-def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, value in d.items():
-        if isinstance(value, dict):
-            out |= _flatten(value, f"{prefix}{key}.")
-        elif key != "schema_version":
-            out[prefix + key] = value
-    return out
-
-
-def _name(path: Path) -> str:
-    return path.resolve().name
 
 
 def _value(v) -> str:
@@ -164,11 +109,9 @@ def _value(v) -> str:
 
 
 def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    minutes, s = divmod(round(seconds), 60)
-    hours, m = divmod(minutes, 60)
-    return f"{hours}h{m:02d}m{s:02d}s" if hours else f"{m}m{s:02d}s" if m else f"{s}s"
+    from ..tracking import format_duration
+
+    return format_duration(seconds)
 
 
 def _render(rows: list[tuple[str, list[str]]]) -> str:

@@ -82,8 +82,9 @@ def run(args) -> int:
     check_truncation(args.truncation)
 
     from ..artefact import resolve, run_dir_of
-    from ..evaluation import append_metrics, default_metric_names, eval_record
+    from ..evaluation import default_metric_names, eval_record
     from ..metrics import METRICS, Evaluator
+    from ..rundir import append_metrics
     from ..sampling import load_sampler
     from ..torch_engine import resolve_device
 

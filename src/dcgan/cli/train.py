@@ -27,6 +27,7 @@ from ..config import (
 from ..draw import check_seed
 from ..errors import UsageError
 from ..runner import RESUMABLE, Callbacks
+from ..tracking import progress_mode
 from . import positive_float, positive_int
 from .eval import add_train_options, eval_metrics_option
 
@@ -42,6 +43,11 @@ _RESUMABLE = {
     "compile",
     "on_divergence",
     "progress",
+    "quiet",
+    "json_progress",
+    "report",
+    "report_every",
+    "tensorboard",
     "runs_dir",
     "cache_dir",
     "data_dir",
@@ -187,7 +193,36 @@ def register(sub) -> None:
         "--resume", type=Path, metavar="RUN", help="continue a run exactly where it stopped"
     )
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    add_output_options(p)
     p.set_defaults(func=run)
+
+
+def add_output_options(p) -> None:
+    """How training reports: on stderr, in RUN/report.html, in TensorBoard."""
+    p.add_argument(
+        "--quiet", action="store_true", help="print only the final line (and errors) on stderr"
+    )
+    p.add_argument(
+        "--json-progress",
+        action="store_true",
+        help="one JSON object per log interval on stdout (step, losses, img/s, ETA) for tools",
+    )
+    p.add_argument(
+        "--report-every",
+        type=positive_int,
+        metavar="N",
+        help="refresh RUN/report.html every N steps (it is always written at the end when "
+        "matplotlib is installed: pip install 'dcgan[report]')",
+    )
+    p.add_argument(
+        "--no-report", dest="report", action="store_false", help="no RUN/report.html at the end"
+    )
+    p.add_argument(
+        "--tensorboard",
+        action="store_true",
+        help="also write scalars, sample grids and metrics to RUN/tb/ for TensorBoard "
+        "(pip install 'dcgan[tensorboard]')",
+    )
 
 
 def _config_from_args(args) -> RunConfig:
@@ -281,7 +316,7 @@ def run(args) -> int:
             )
         changes = {k: getattr(args, k) for k in RESUMABLE if getattr(args, k) is not None}
     config = _config_from_args(args) if args.resume is None else None
-    progress = _Progress(args.progress)
+    progress = _Progress(progress_mode(args.quiet, args.json_progress, args.progress))
     result = train(
         config,
         resume=args.resume,
@@ -293,22 +328,25 @@ def run(args) -> int:
         data_dir=args.data_dir,
         callbacks=progress,
         decode_progress=_bar(args, "decoding"),
-        download_progress=download_bar(args.progress),
+        download_progress=download_bar(args.progress and not args.quiet),
+        report=args.report,
+        report_every=args.report_every or 0,
+        tensorboard=args.tensorboard,
     )
     if result.status == "up-to-date" or result.rank != 0:  # rank 0 speaks for a torchrun
         return 0 if result.status != "stopped" else _stop_code(result)
     if result.status == "stopped":
-        print(
+        progress.done(
             f"stopped at step {result.step} of {result.total_steps} ({result.signal_name}); "
-            f"checkpoint saved. Resume with: dcgan train --resume {result.run_dir}",
-            file=sys.stderr,
+            f"checkpoint saved. Resume with: dcgan train --resume {result.run_dir}"
         )
         return _stop_code(result)
-    print(
+    report = result.run_dir / "report.html"
+    shown = f", {report}" if report.is_file() else ""
+    progress.done(
         f"done: {result.step} steps in {result.seconds:.0f} s. Samples: "
-        f"{result.run_dir / 'samples'}, {result.run_dir / 'progress.gif'}. "
-        f"Generate with: dcgan generate {result.run_dir} --num 64 --grid",
-        file=sys.stderr,
+        f"{result.run_dir / 'samples'}, {result.run_dir / 'progress.gif'}{shown}. "
+        f"Generate with: dcgan generate {result.run_dir} --num 64 --grid"
     )
     return 0
 
@@ -318,47 +356,58 @@ def _stop_code(result) -> int:
 
 
 class _Progress(Callbacks):
-    """The training callbacks of the command line: a progress bar on stderr, notes above it."""
+    """The training callbacks of the command line: progress on stderr in the form `mode` asks
+    for (tracking.make_progress: a bar, plain lines in a pipe, JSON on stdout, quiet), notes
+    above it, and the final line."""
 
-    def __init__(self, enabled: bool):
-        self.enabled = enabled
-        self.bar = None
+    def __init__(self, mode: str):
+        self.mode = mode
+        self.out = None
 
     def started(self, run_dir, config, data, step, end):
-        from ..tracking import ProgressBar
+        from ..tracking import make_progress
         from .data import describe
 
-        print(describe(data), file=sys.stderr)
-        self.bar = ProgressBar(end, step, enabled=self.enabled)
+        self.out = make_progress(self.mode, end, step)
+        self.out.write(describe(data))
 
     def progress(self, step):
-        self.bar.update_to(step)
+        self.out.update_to(step)
 
     def logged(self, record):
-        self.bar.show(record)
+        self.out.show(record)
 
     def evaluated(self, record, improved):
         shown = ", ".join(
             f"{k} {v:.4g}"
             for k, v in record.items()
-            if k not in ("step", "eval", "eval_seconds") and not k.startswith("swd_")
+            if k not in ("step", "eval", "eval_seconds")
+            and not k.startswith("swd_")
+            and isinstance(v, int | float)
         )
         best = " (best so far)" if improved else ""
         self.message(f"eval at step {record['step']}: {shown}{best}")
 
     def message(self, text):
-        if self.bar is not None:
-            self.bar.write(text)
-        else:
+        if self.out is not None:
+            self.out.write(text)
+        elif self.mode != "quiet":
             print(text, file=sys.stderr)
 
     def finished(self, result):
-        if self.bar is not None:
-            self.bar.close()
+        if self.out is not None:
+            self.out.close()
+
+    def done(self, text: str) -> None:
+        """The final line: printed in every mode."""
+        print(text, file=sys.stderr, flush=True)
 
 
 def _bar(args, what: str):
-    if not args.progress:
+    from ..tracking import is_terminal
+
+    # a tqdm bar only on a terminal: in a pipe its frames would fill the log
+    if not args.progress or args.quiet or not is_terminal(sys.stderr):
         return None
     from tqdm import tqdm
 

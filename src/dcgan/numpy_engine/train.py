@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from .. import checkpoint as ckpt
-from .. import draw
+from .. import draw, rundir
 from ..config import RunConfig
 from ..datasets import ImageSet
 from ..errors import UsageError
@@ -235,7 +235,7 @@ def fit(state: TrainState, data: ImageSet, hooks: Hooks | None = None) -> str:
 
 def save_checkpoint(state: TrainState, run_dir, keep: int) -> Any:
     """Write the state to run_dir/checkpoints/step_N.safetensors and prune old ones."""
-    return ckpt.save_step_checkpoint(run_dir, state.step, *state_to_arrays(state), keep=keep)
+    return rundir.save_step_checkpoint(run_dir, state.step, *state_to_arrays(state), keep=keep)
 
 
 def load_state(
