@@ -8,7 +8,7 @@ from dcgan.errors import CheckpointError
 def test_round_trip_and_metadata(tmp_path):
     arrays = {"a.b": np.arange(6, dtype=np.float32).reshape(2, 3), "rng": np.zeros(3, np.uint8)}
     ckpt.write_checkpoint(tmp_path / "c.safetensors", arrays, {"step": 5, "nested": {"x": [1, 2]}})
-    back, meta = ckpt.read_checkpoint(tmp_path / "c.safetensors")
+    back, meta = ckpt.read_checkpoint(tmp_path / "c.safetensors", validate=False)
     assert meta["step"] == 5 and meta["nested"] == {"x": [1, 2]}
     assert np.array_equal(back["a.b"], arrays["a.b"]) and back["rng"].dtype == np.uint8
     assert ckpt.subset(back, "a") == {"b": back["a.b"]}

@@ -20,7 +20,8 @@ import numpy as np
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save
 
-from .errors import CheckpointError
+from .config import RunConfig
+from .errors import CheckpointError, UsageError
 
 CHECKPOINT_FORMAT = 1
 
@@ -67,23 +68,67 @@ def write_checkpoint(path: Path, arrays: dict[str, np.ndarray], meta: dict[str, 
     atomic_write(path, save(contiguous, metadata={"dcgan": json.dumps(meta)}))
 
 
-def read_checkpoint(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Read a checkpoint file into (arrays, meta). A corrupt or foreign file is a CheckpointError."""
+def read_checkpoint(
+    path: Path, validate: bool = True
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Read a checkpoint file into (arrays, meta). A corrupt or foreign file is a CheckpointError,
+    and so is metadata that `validate_meta` refuses (validate False: only the format is checked,
+    for files that are not a run's checkpoints)."""
     path = Path(path)
     try:
         arrays = load_file(str(path))
         meta = json.loads(_read_metadata(path)["dcgan"])
     except FileNotFoundError:
         raise CheckpointError(f"checkpoint {path} does not exist") from None
-    except (SafetensorError, OSError, ValueError, KeyError, TypeError) as e:
+    except (SafetensorError, OSError, ValueError, KeyError, TypeError, RecursionError) as e:
         raise CheckpointError(
             f"checkpoint {path} is corrupt or not a dcgan checkpoint ({e})"
         ) from None
+    if validate:
+        validate_meta(meta, path)
+    elif not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"checkpoint {path} is not a dcgan checkpoint (format)")
+    return arrays, meta
+
+
+def validate_meta(meta: Any, path: Path) -> RunConfig:
+    """Check a checkpoint's JSON metadata before anything builds on it: an object with the known
+    format, a step count, and a config that `RunConfig.from_dict` accepts (types and ranges);
+    the optional sections have the right JSON types. Returns the config; a bad file is one
+    CheckpointError naming the file and the field."""
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"checkpoint {path} has metadata that is not a JSON object")
     if meta.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(
-            f"checkpoint {path} has format {meta.get('format')}, expected {CHECKPOINT_FORMAT}"
+            f"checkpoint {path} has format {_show(meta.get('format'))}, "
+            f"expected {CHECKPOINT_FORMAT}"
         )
-    return arrays, meta
+    step = meta.get("step")
+    if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= MAX_STEP:
+        raise CheckpointError(
+            f"checkpoint {path}: step must be an integer from 0 to {MAX_STEP}, got {_show(step)}"
+        )
+    for name, kinds in _META_SECTIONS.items():
+        if name in meta and not isinstance(meta[name], kinds):
+            raise CheckpointError(
+                f"checkpoint {path}: {name} has the wrong type ({type(meta[name]).__name__})"
+            )
+    elapsed = meta.get("elapsed", 0.0)
+    if isinstance(elapsed, bool) or not (isinstance(elapsed, (int, float)) and elapsed >= 0):
+        raise CheckpointError(f"checkpoint {path}: elapsed must be a number >= 0")
+    try:
+        return RunConfig.from_dict(meta.get("config"))
+    except UsageError as e:
+        raise CheckpointError(f"checkpoint {path} holds a bad config: {e}") from None
+
+
+MAX_STEP = 10**12
+_META_SECTIONS = {"epoch": int, "optimizers": dict, "rng": dict, "extra": dict}
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def read_meta(path: Path) -> dict[str, Any]:

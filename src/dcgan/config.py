@@ -7,9 +7,11 @@ and resume training, so `generate` and `--resume` need no flags.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from .draw import check_seed
 from .errors import UsageError
 
 SCHEMA_VERSION = 1
@@ -89,13 +91,15 @@ class ModelConfig:
     def validate(self) -> None:
         _choice("model", self.kind, MODEL_KINDS)
         _choice("d-norm", self.d_norm, D_NORMS)
-        if self.kind == "dcgan" and self.image_size not in DCGAN_SIZES:
-            sizes = ", ".join(map(str, DCGAN_SIZES))
-            raise UsageError(f"--image-size {self.image_size} is not supported; use one of {sizes}")
-        _positive("image-size", self.image_size)
+        _bool("spectral-norm", self.spectral_norm)
+        if self.kind == "dcgan":
+            _choice("image-size", self.image_size, DCGAN_SIZES)
+        else:
+            _int("image-size", self.image_size, *MLP_SIZE_RANGE)
         _choice("channels", self.channels, (1, 3))
-        for name in ("latent_dim", "g_features", "d_features"):
-            _positive(name.replace("_", "-"), getattr(self, name))
+        _int("latent-dim", self.latent_dim, 1, MAX_LATENT_DIM)
+        _int("g-features", self.g_features, 1, MAX_FEATURES)
+        _int("d-features", self.d_features, 1, MAX_FEATURES)
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,14 @@ class DataConfig:
     channels: int | None = None  # None: 1 when every image is grayscale, else 3
     split: str = "train"  # of a standard set (mnist: train/test; svhn: train/test/extra; ...)
     data_dir: str | None = None  # where its downloaded files are (None: $DCGAN_HOME/datasets)
+
+    def validate(self) -> None:
+        _text("data", self.source)
+        if self.channels is not None:
+            _choice("channels", self.channels, (1, 3))
+        _text("split", self.split)
+        if self.data_dir is not None:
+            _text("data-dir", self.data_dir)
 
 
 @dataclass(frozen=True)
@@ -151,9 +163,29 @@ class TrainConfig:
         _choice("loss", self.loss, LOSSES)
         _choice("engine", self.engine, ENGINES)
         _choice("precision", self.precision, PRECISIONS)
+        for name in ("ema", "channels_last", "compile"):
+            _bool(name.replace("_", "-"), getattr(self, name))
+        _int("batch-size", self.batch_size, 1, MAX_BATCH)
+        _int("epochs", self.epochs, 1, MAX_COUNT)
+        if self.steps is not None:
+            _int("steps", self.steps, 1, MAX_COUNT)
+        _int("n-critic", self.n_critic, 1, MAX_N_CRITIC)
+        for name in ("log_every", "sample_every", "checkpoint_every"):
+            _int(name.replace("_", "-"), getattr(self, name), 1, MAX_COUNT)
+        _int("keep", self.keep_checkpoints, 1, MAX_KEEP)
+        _int("sample-count", self.sample_count, 1, MAX_SAMPLE_COUNT)
+        _int("eval-every", self.eval_every, 0, MAX_COUNT, "0 (off) or ")
+        _int("eval-num", self.eval_num, 1, MAX_EVAL_NUM)
+        if not isinstance(self.eval_metrics, str):
+            raise UsageError(f"--eval-metrics must be a string, got {_show(self.eval_metrics)}")
+        check_seed(self.seed)
+        for name in ("lr_g", "lr_d"):
+            _real(name.replace("_", "-"), getattr(self, name), 0, MAX_LR, low_open=True)
+        for name in ("beta1", "beta2", "ema_decay"):
+            _real(name.replace("_", "-"), getattr(self, name), 0, 1, high_open=True)
+        _real("gp-weight", self.gp_weight, 0, MAX_GP_WEIGHT)
         _choice("on-divergence", self.on_divergence, DIVERGENCE_ACTIONS)
-        if not isinstance(self.max_rollbacks, int) or self.max_rollbacks < 0:
-            raise UsageError(f"max_rollbacks must be 0 or more, got {self.max_rollbacks}")
+        _int("max-rollbacks", self.max_rollbacks, 0, MAX_ROLLBACKS)
         names = [p.strip() for p in str(self.augment).split(",") if p.strip()]
         if any(n not in AUGMENTATIONS for n in names) or len(set(names)) != len(names):
             raise UsageError(
@@ -176,23 +208,6 @@ class TrainConfig:
                 "--eval-every needs the torch engine (the metrics run on torch); "
                 "score a numpy-engine run afterwards with dcgan eval"
             )
-        counts = ("batch_size", "epochs", "n_critic", "log_every", "sample_every")
-        counts += ("checkpoint_every", "keep_checkpoints", "sample_count")
-        for name in counts + (("steps",) if self.steps is not None else ()):
-            _positive(name.replace("_", "-"), getattr(self, name))
-        if not isinstance(self.eval_every, int) or self.eval_every < 0:
-            raise UsageError(
-                f"--eval-every must be 0 (off) or a positive integer, got {self.eval_every}"
-            )
-        _positive("eval-num", self.eval_num)
-        for name in ("lr_g", "lr_d"):
-            if not getattr(self, name) > 0:
-                raise UsageError(
-                    f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}"
-                )
-        for name in ("beta1", "beta2", "ema_decay"):
-            if not 0 <= getattr(self, name) < 1:
-                raise UsageError(f"{name} must be in [0, 1), got {getattr(self, name)}")
 
 
 @dataclass(frozen=True)
@@ -203,7 +218,18 @@ class RunConfig:
     schema_version: int = SCHEMA_VERSION
 
     def validate(self) -> RunConfig:
+        """Check the type and range of every field; a bad one is a UsageError saying what is
+        allowed. Returns self, so `RunConfig(...).validate()` reads as one expression."""
+        if self.schema_version != SCHEMA_VERSION:
+            raise UsageError(
+                f"config schema version {_show(self.schema_version)} is not supported "
+                f"(expected {SCHEMA_VERSION})"
+            )
+        for part, cls in (("model", ModelConfig), ("data", DataConfig), ("train", TrainConfig)):
+            if not isinstance(getattr(self, part), cls):
+                raise UsageError(f"config is malformed: {part} is not a {cls.__name__}")
         self.model.validate()
+        self.data.validate()
         self.train.validate()
         if self.train.engine == "numpy" and (
             self.model.spectral_norm or self.model.d_norm != "batch"
@@ -218,34 +244,86 @@ class RunConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> RunConfig:
-        version = d.get("schema_version")
-        if version != SCHEMA_VERSION:
-            raise UsageError(
-                f"config schema version {version} is not supported (expected {SCHEMA_VERSION})"
-            )
-        try:
-            return cls(
-                model=_build(ModelConfig, d["model"]),
-                data=_build(DataConfig, d["data"]),
-                train=_build(TrainConfig, d["train"]),
-                schema_version=version,
-            )
-        except (KeyError, TypeError) as e:
-            raise UsageError(f"config is malformed: {e}") from None
+    def from_dict(cls, d: Any) -> RunConfig:
+        """The one way a config is built from JSON (config.json, a checkpoint's metadata): any
+        JSON value in, a validated RunConfig out, or a one-line UsageError. Unknown keys are
+        ignored so newer configs still load; missing ones take their defaults."""
+        if not isinstance(d, dict):
+            raise UsageError(f"config is malformed: expected a JSON object, got {_kind(d)}")
+        config = cls(
+            model=_build(ModelConfig, d.get("model"), "model"),
+            data=_build(DataConfig, d.get("data"), "data"),
+            train=_build(TrainConfig, d.get("train"), "train"),
+            schema_version=d.get("schema_version"),
+        )
+        return config.validate()
 
 
-def _build(cls, d: dict[str, Any]):
-    """Build a dataclass from a dict, ignoring unknown keys so newer configs still load."""
+# Upper limits that keep one value from asking for absurd memory or time; the memory a
+# configuration needs as a whole is estimated in limits.py.
+MLP_SIZE_RANGE = (4, 256)
+MAX_LATENT_DIM = 4096
+MAX_FEATURES = 4096
+MAX_BATCH = 65536
+MAX_COUNT = 10**9  # epochs, steps and cadences
+MAX_N_CRITIC = 100
+MAX_KEEP = 10_000
+MAX_SAMPLE_COUNT = 4096
+MAX_EVAL_NUM = 1_000_000
+MAX_LR = 1.0  # Adam's step is about lr per weight: above 1 nothing can train
+MAX_GP_WEIGHT = 1e6
+MAX_ROLLBACKS = 100
+
+
+def _build(cls, d: Any, part: str):
+    """A dataclass from a JSON object, ignoring unknown keys so newer configs still load."""
+    if not isinstance(d, dict):
+        raise UsageError(f"config is malformed: {part} must be a JSON object, got {_kind(d)}")
     names = {f.name for f in dataclasses.fields(cls)}
     return cls(**{k: v for k, v in d.items() if k in names})
 
 
+def _kind(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _show(value: Any) -> str:
+    """A value for a one-line message: repr (so newlines stay escaped), cut to 40 characters."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def _choice(name: str, value, choices) -> None:
-    if value not in choices:
-        raise UsageError(f"--{name} {value} is not one of {', '.join(map(str, choices))}")
+    # bool is an int: True must not pass for channels 1
+    if isinstance(value, bool) or value not in choices:
+        shown = value if isinstance(value, str) and value.isprintable() else _show(value)
+        raise UsageError(f"--{name} {shown} is not one of {', '.join(map(str, choices))}")
 
 
-def _positive(name: str, value) -> None:
-    if not isinstance(value, int) or value <= 0:
-        raise UsageError(f"--{name} must be a positive integer, got {value}")
+def _int(name: str, value, low: int, high: int, prefix: str = "") -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise UsageError(
+            f"--{name} must be {prefix}an integer from {low} to {high}, got {_show(value)}"
+        )
+
+
+def _real(
+    name: str, value, low: float, high: float, low_open: bool = False, high_open: bool = False
+) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (low < value if low_open else low <= value)
+    ok = ok and (value < high if high_open else value <= high)
+    if not ok:
+        interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        raise UsageError(f"--{name} must be a number in {interval}, got {_show(value)}")
+
+
+def _bool(name: str, value) -> None:
+    if not isinstance(value, bool):
+        raise UsageError(f"--{name} must be true or false, got {_show(value)}")
+
+
+def _text(name: str, value) -> None:
+    """A name or path: a non-empty string that prints on one line."""
+    if not isinstance(value, str) or not value or not value.isprintable():
+        raise UsageError(f"--{name} must be a non-empty printable string, got {_show(value)}")

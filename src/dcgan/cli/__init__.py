@@ -42,6 +42,11 @@ def positive_float(text: str) -> float:
     return value
 
 
+def _one_line(error: BaseException) -> str:
+    """An error message on one line, whatever a file name or a value put in it."""
+    return " ".join(str(error).split("\n"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="dcgan", description="Train DCGANs on images and generate new ones.")
     parser.add_argument("--version", action="version", version=f"dcgan {__version__}")
@@ -59,10 +64,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except DcganError as e:
-        print(f"dcgan {args.command}: error: {e}", file=sys.stderr)
+        print(f"dcgan {args.command}: error: {_one_line(e)}", file=sys.stderr)
         return e.exit_code
     except OSError as e:  # disk full, permissions: still one line
-        print(f"dcgan {args.command}: error: {e}", file=sys.stderr)
+        print(f"dcgan {args.command}: error: {_one_line(e)}", file=sys.stderr)
+        return 1
+    except MemoryError:  # an estimate in limits.py missed: still one line, not a traceback
+        print(
+            f"dcgan {args.command}: error: out of memory; use a smaller --batch-size, "
+            "--image-size or --g-features/--d-features",
+            file=sys.stderr,
+        )
         return 1
     except KeyboardInterrupt:
         print(f"dcgan {args.command}: interrupted", file=sys.stderr)
