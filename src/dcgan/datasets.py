@@ -8,7 +8,9 @@ NumPy engine shares this module and every module it imports.
 
 from __future__ import annotations
 
+import difflib
 import gzip
+import os
 from collections.abc import Callable
 from functools import lru_cache
 from importlib import resources
@@ -104,6 +106,16 @@ def load_source(
     if source in STANDARD_SETS:
         return load_standard(
             source, split or "train", image_size, channels, cache_dir, data_dir, progress, on_bytes
+        )
+    folder = Path(source).expanduser()
+    if not folder.exists() and os.sep not in source and "/" not in source:
+        # a bare name that is neither a known set nor a folder: most likely a misspelt set
+        known = ["digits", *STANDARD_SETS]
+        close = difflib.get_close_matches(source, known, n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise DataError(
+            f"--data {source} is not a known dataset nor an existing folder; {hint}"
+            f"known datasets: {', '.join(known)} (see dcgan data list)"
         )
     if split not in (None, "train"):
         raise DataError(f"--split {split} applies to the standard sets, not to the folder {source}")

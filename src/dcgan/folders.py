@@ -6,10 +6,13 @@ cores in chunks, with results identical to one process.
 from __future__ import annotations
 
 import collections
+import contextlib
 import hashlib
 import multiprocessing
 import os
+import signal
 import stat
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -19,7 +22,7 @@ from typing import NamedTuple
 import numpy as np
 from PIL import Image, ImageOps
 
-from .errors import DataError
+from .errors import DataError, DcganError
 from .prepared import PREPARE_VERSION, ImageSet, PreparedWriter, prepared_dir, read_prepared
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
@@ -214,7 +217,9 @@ def decode_all(
     )
     pool = None
     if workers > 1:
-        pool = ProcessPoolExecutor(workers - 1, mp_context=_pool_context())
+        pool = ProcessPoolExecutor(
+            workers - 1, mp_context=_pool_context(), initializer=_ignore_interrupts
+        )
     try:
         in_flight: set = set()
         while chunks or in_flight:
@@ -234,10 +239,76 @@ def decode_all(
                         "file); prepare in one process with DCGAN_WORKERS=1 to find the file"
                     ) from None
             in_flight -= done
-    finally:  # on Ctrl-C or an error downstream, drop the chunks not started yet
+    except BaseException:  # Ctrl-C, SIGTERM or an error downstream: stop the workers now
+        if pool is not None:
+            _stop_workers(pool)
+        raise
+    finally:
         _TARGET.clear()
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _ignore_interrupts() -> None:
+    """In a worker: Ctrl-C reaches the whole process group, but only the parent handles it (it
+    stops the workers), so a worker never prints a KeyboardInterrupt traceback of its own."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Terminate the pool's worker processes instead of waiting for their chunks to finish."""
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        try:
+            process.terminate()
+        except (OSError, AttributeError):
+            pass
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        process.join(timeout=5)
+
+
+class PreparationInterrupted(DcganError):
+    """SIGINT or SIGTERM while a folder was being decoded (the partial cache is removed)."""
+
+
+class _Signal(KeyboardInterrupt):
+    """Raised by the handler: a BaseException, so no `except Exception` around a decoder can
+    mistake it for a broken file."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _signals_raise(folder: Path):
+    """While decoding: SIGINT and SIGTERM raise in this (main) thread, so the `with
+    PreparedWriter` and decode_all's cleanup run (workers stopped, partial cache removed), then
+    become one PreparationInterrupted line; a second signal during the cleanup is ignored.
+    Outside the main thread nothing changes (signals can only be handled there)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    signals = (signal.SIGINT, signal.SIGTERM)
+
+    def handle(signum, frame):
+        for s in signals:
+            signal.signal(s, signal.SIG_IGN)
+        raise _Signal(signum)
+
+    previous = {s: signal.signal(s, handle) for s in signals}
+    try:
+        yield
+    except _Signal as e:
+        error = PreparationInterrupted(
+            f"{signal.Signals(e.signum).name} while preparing {folder}: stopped the decoding "
+            "workers and removed the partial cache; run the command again to prepare it"
+        )
+        error.exit_code = 128 + e.signum
+        raise error from None
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def _pool_context() -> multiprocessing.context.BaseContext:
@@ -301,7 +372,7 @@ def load_folder(
         return cached
     workers = default_workers(len(files)) if workers is None else workers
     shape = (3, image_size, image_size)
-    with PreparedWriter(cache, len(files), shape) as decoded:
+    with _signals_raise(folder), PreparedWriter(cache, len(files), shape) as decoded:
         results = decode_all(files, decoded.images_path, image_size, crop, workers)
         if progress is not None:
             results = progress(_Sized(results, len(files)))

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from .limits import check_cache
+
 PREPARE_VERSION = 2  # bump when decoding/resizing or the layout changes: old caches are not reused
 SMALL_SET = 1000  # below this many images a GAN tends to memorise its data: warn
 
@@ -98,6 +100,7 @@ class PreparedWriter:
     def __init__(self, cache: Path, count: int, shape: tuple[int, int, int]):
         self.cache = Path(cache)
         self.cache.parent.mkdir(parents=True, exist_ok=True)
+        check_cache(self.cache.parent, count, shape)  # before a byte is written
         self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.cache.name}.", dir=self.cache.parent))
         self.images_path = self.tmp / "images.npy"  # other processes may fill it too
         self.images = np.lib.format.open_memmap(

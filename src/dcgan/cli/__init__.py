@@ -47,6 +47,17 @@ def _one_line(error: BaseException) -> str:
     return " ".join(str(error).split("\n"))
 
 
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail again."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="dcgan", description="Train DCGANs on images and generate new ones.")
     parser.add_argument("--version", action="version", version=f"dcgan {__version__}")
@@ -62,7 +73,12 @@ def main(argv: list[str] | None = None) -> int:
     openmp_env()  # before anything imports torch
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # a closed pipe fails here, inside the try, not at interpreter exit
+        return code
+    except BrokenPipeError:  # `dcgan data list | head -3`: the reader left, stop quietly
+        _silence_stdout()
+        return 141  # 128 + SIGPIPE, as a shell tool killed by the signal reports it
     except DcganError as e:
         print(f"dcgan {args.command}: error: {_one_line(e)}", file=sys.stderr)
         return e.exit_code

@@ -34,7 +34,9 @@ def register(sub) -> None:
         q.add_argument("--no-progress", dest="progress", action="store_false")
         if name == "show":
             q.add_argument("--num", type=positive_int, default=64, help="images (default 64)")
-            q.add_argument("--out", type=Path, default=Path("real_grid.png"), help="PNG to write")
+            q.add_argument(
+                "--out", type=Path, default=Path("real_grid.png"), help="a .png or .jpg to write"
+            )
         q.set_defaults(func=func)
 
 
@@ -46,11 +48,18 @@ def _dirs(p) -> None:
 
 
 def _load(args):
+    from ..config import DCGAN_SIZES
     from ..datasets import default_image_size, load_source
+    from ..errors import UsageError
 
+    size = args.image_size or default_image_size(args.data)
+    if size not in DCGAN_SIZES:
+        # the sizes the DCGAN trains on; a --model mlp run at another size prepares its own data
+        sizes = ", ".join(map(str, DCGAN_SIZES))
+        raise UsageError(f"--image-size {size} is not one of {sizes} (the sizes dcgan trains on)")
     return load_source(
         args.data,
-        args.image_size or default_image_size(args.data),
+        size,
         args.channels,
         args.cache_dir,
         progress_bar(args.progress, "preparing"),
@@ -112,11 +121,20 @@ def run_info(args) -> int:
 def run_show(args) -> int:
     import numpy as np
 
-    from ..images import make_grid, save_png
+    from ..errors import UsageError
+    from ..images import make_grid, save_png, to_pil
 
+    suffix = args.out.suffix.lower()
+    if suffix not in (".png", ".jpg", ".jpeg"):
+        raise UsageError(f"--out {args.out} must end in .png, .jpg or .jpeg")
     data = _load(args)
     pick = np.linspace(0, len(data) - 1, min(args.num, len(data))).astype(int)
-    save_png(args.out, make_grid(np.asarray(data.images[pick])))
+    grid = make_grid(np.asarray(data.images[pick]))
+    if suffix == ".png":
+        save_png(args.out, grid)
+    else:  # the format the name promises: real JPEG bytes, not PNG under a .jpg name
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        to_pil(grid).save(args.out, format="JPEG", quality=95)
     print(f"wrote {len(pick)} images of {data.name} to {args.out}", file=sys.stderr)
     return 0
 
