@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import shutil
+from importlib import resources
 
 from PIL import Image
 
-from conftest import SHARED
 from conftest import run_dcgan as dcgan
 from test_cli import TINY
 
@@ -25,8 +25,9 @@ def test_data_commands_on_a_folder(image_folder, tmp_path):
 
 
 def test_train_on_named_set_offline_and_resume(tmp_path):
+    # the MNIST test split is bundled (the digits): no ../shared needed, and no train files
     data_dir = tmp_path / "sets"
-    shutil.copytree(SHARED / "mnist", data_dir / "mnist")
+    shutil.copytree(resources.files("dcgan") / "assets" / "mnist", data_dir / "mnist")
     common = ("--data-dir", data_dir, "--steps", 2, "--log-every", 1, *TINY)
     dcgan("train", "--data", "mnist", "--split", "test", "--name", "m", *common, cwd=tmp_path)
     config = json.loads((tmp_path / "runs" / "m" / "config.json").read_text())

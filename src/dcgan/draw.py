@@ -73,11 +73,29 @@ def shard(rows: np.ndarray, rank: int, world: int) -> np.ndarray:
     return rows[rank * per : (rank + 1) * per]
 
 
-def nice_candidates(n: int, fraction: float) -> int:
-    """How many samples the nice mode draws to keep n of them (the best `fraction`)."""
-    if not 0 < fraction <= 1:
-        raise UsageError(f"--nice must be in (0, 1], got {fraction}")
-    return math.ceil(n / fraction)
+MAX_NICE_CANDIDATES = 1_000_000  # the nice mode holds every candidate image at once
+
+
+def nice_candidates(n: int, fraction: float, image_shape: tuple[int, ...] | None = None) -> int:
+    """How many samples the nice mode draws to keep n of them (the best `fraction`).
+
+    The candidates are generated and held together, so their count is capped at
+    MAX_NICE_CANDIDATES and, given `image_shape` (C, H, W), at what fits in free memory
+    (`limits.check_images`): `--nice 1e-9` is one line, not a 1.6 TB allocation."""
+    if not (isinstance(fraction, (int, float)) and 0 < fraction <= 1):
+        raise UsageError(f"--nice must be a number in (0, 1], got {fraction}")
+    count = math.ceil(n / fraction)
+    if count > MAX_NICE_CANDIDATES:
+        raise UsageError(
+            f"--num {n} --nice {fraction:g} would draw {count} candidates, more than "
+            f"{MAX_NICE_CANDIDATES}; use a larger --nice or a smaller --num "
+            f"(at most --nice {n / MAX_NICE_CANDIDATES:.2g} for --num {n})"
+        )
+    if image_shape is not None:
+        from .limits import check_images
+
+        check_images(count, image_shape, f"--num {n} --nice {fraction:g}")
+    return count
 
 
 def keep_best(candidates: np.ndarray, scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:

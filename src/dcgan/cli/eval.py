@@ -73,10 +73,12 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from ..metrics import parse_metric_names
+    from ..metrics import check_sample_count, parse_metric_names
 
     # validate the cheap things before loading weights or data
     names = parse_metric_names(args.metrics) if args.metrics else None
+    if names:
+        check_sample_count(names, args.num)
     from ..draw import check_truncation
 
     check_truncation(args.truncation)
@@ -92,9 +94,13 @@ def run(args) -> int:
     path = resolve(args.run, args.checkpoint)  # a run, a checkpoint or a generator folder
     sampler = load_sampler(path, device, discriminator=False)
     config = sampler.config
+    explicit = names is not None
     names = names or default_metric_names(config)
+    check_sample_count(names, args.num)
     run_dir = run_dir_of(path)
     real = _reference(config, args)
+    if "digits" in names and real.name != "digits":
+        names = _check_digits_reference(real, names, explicit)
     started = time.perf_counter()
     evaluator = Evaluator(
         real,
@@ -115,23 +121,62 @@ def run(args) -> int:
     record = eval_record(sampler.step, checkpoint, metrics, args.num, args.ref, args.seed, took)
     if args.truncation is not None:
         record["truncation"] = args.truncation
-    out = append_metrics(run_dir, record)
+    # the table first: a read-only run or a full disk must not cost the scores just computed
     print(
         _table(
             metrics, {METRICS[n].key + evaluator.suffix: METRICS[n].lower_is_better for n in names}
-        )
+        ),
+        flush=True,
     )
     if args.truncation is not None:
         print(
             f"note: samples drawn with --truncation {args.truncation:g}: these scores are not "
             "comparable with untruncated ones (or another PSI)"
         )
-    print(
+    summary = (
         f"{args.num} images from step {sampler.step} ({path.name}) vs {real.name} "
-        f"({len(real)} images) in {took:.1f} s; appended to {out}",
-        file=sys.stderr,
+        f"({len(real)} images) in {took:.1f} s"
     )
+    try:
+        out = append_metrics(run_dir, record)
+    except OSError as e:
+        print(
+            f"{summary}; warning: not appended to {run_dir / 'metrics.jsonl'} ({e.strerror or e})",
+            file=sys.stderr,
+        )
+        return 0
+    print(f"{summary}; appended to {out}", file=sys.stderr)
     return 0
+
+
+DIGITS_REFERENCE_MAX_FD = 300  # bundled digits vs subsets of themselves: 30-55; circles: 600+
+
+
+def _check_digits_reference(real, names: tuple[str, ...], explicit: bool) -> tuple[str, ...]:
+    """The digits metric scores against a reference of digits. A --ref that does not look like
+    digits (its digits FD to the bundled digits above DIGITS_REFERENCE_MAX_FD) is refused when
+    the metric was asked for, and dropped with a note when it was only the run's default."""
+    import numpy as np
+
+    from ..datasets import load_digits
+    from ..errors import UsageError
+    from ..metrics.digits import classify
+    from ..metrics.frechet import FeatureStats, frechet_from_stats
+    from ..metrics.reference import subset
+
+    bundled = FeatureStats.of(classify(load_digits().images)[0])
+    sample = subset(np.asarray(real.images), min(500, len(real)), 0)
+    fd = frechet_from_stats(FeatureStats.of(classify(sample)[0]), bundled)
+    if fd <= DIGITS_REFERENCE_MAX_FD:
+        return names
+    why = (
+        f"the reference {real.name} does not look like digits (digits FD {fd:.0f} to the "
+        f"bundled digits; digit sets are below {DIGITS_REFERENCE_MAX_FD})"
+    )
+    if explicit or len(names) == 1:
+        raise UsageError(f"--metrics digits needs digit images: {why}; use --metrics swd")
+    print(f"note: {why}: leaving out the digits metric", file=sys.stderr)
+    return tuple(n for n in names if n != "digits")
 
 
 def _reference(config, args):
@@ -235,7 +280,7 @@ def eval_metrics_option(args, source: str) -> str:
     """The TrainConfig.eval_metrics of a new run: the chosen names, validated, or the defaults
     for its data, written out so the config says what was measured."""
     from ..errors import UsageError
-    from ..metrics import cheap_metric_names, parse_metric_names
+    from ..metrics import cheap_metric_names, check_sample_count, parse_metric_names
     from ..metrics.inception import MIN_FID_SAMPLES
 
     if not args.eval_every:
@@ -248,4 +293,6 @@ def eval_metrics_option(args, source: str) -> str:
         names = cheap_metric_names(source == "digits")
     if "fid" in names and (args.eval_num or 0) < MIN_FID_SAMPLES:
         raise UsageError(f"--eval-metrics fid needs --eval-num >= {MIN_FID_SAMPLES}")
+    if args.eval_num is not None:
+        check_sample_count(names, args.eval_num, "--eval-num")
     return ",".join(names)

@@ -26,6 +26,7 @@ __all__ = [
     "FeatureStats",
     "MetricInfo",
     "cheap_metric_names",
+    "check_sample_count",
     "compute_metrics",
     "frechet_distance",
     "is_better",
@@ -42,6 +43,9 @@ class MetricInfo:
     cheap: bool  # fine for --eval-every on CPU with a few thousand images
     needs_weights: bool  # the Inception weights file (download or local)
     summary: str
+    # the fewest generated images that give a usable value: FID's 2048-d covariance needs 2048,
+    # the digits FD's 64-d one a few more than 64; below that `dcgan eval` refuses
+    min_samples: int = 32
 
 
 METRICS: dict[str, MetricInfo] = {
@@ -55,10 +59,15 @@ METRICS: dict[str, MetricInfo] = {
             True,
             False,
             "digit-classifier Frechet distance, coverage, confident share, class KL",
+            min_samples=100,
         ),
-        MetricInfo("fid", "fid", True, False, True, "Frechet Inception distance (>= 2048 images)"),
-        MetricInfo("kid", "kid", True, False, True, "kernel Inception distance (unbiased MMD^2)"),
-        MetricInfo("is", "is", False, False, True, "Inception score"),
+        MetricInfo(
+            "fid", "fid", True, False, True, "Frechet Inception distance (>= 2048 images)", 2048
+        ),
+        MetricInfo(
+            "kid", "kid", True, False, True, "kernel Inception distance (unbiased MMD^2)", 100
+        ),
+        MetricInfo("is", "is", False, False, True, "Inception score", 100),
     )
 }
 _INCEPTION = ("fid", "kid", "is")
@@ -78,6 +87,14 @@ def parse_metric_names(text: str | tuple[str, ...] | list[str]) -> tuple[str, ..
     if bad or not names:
         raise UsageError(f"unknown metric {', '.join(bad) or '(none)'}; use {', '.join(METRICS)}")
     return names
+
+
+def check_sample_count(names: tuple[str, ...], n: int, flag: str = "--num") -> None:
+    """Refuse (UsageError) scoring fewer generated images than a metric needs."""
+    for name in names:
+        need = METRICS[name].min_samples
+        if n < need:
+            raise UsageError(f"{flag} {n} is too few images for {name}: it needs at least {need}")
 
 
 def is_better(name: str, new: float, old: float | None) -> bool:
