@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 
@@ -41,3 +43,75 @@ def test_failed_write_leaves_the_old_file(tmp_path, monkeypatch):
         ckpt.atomic_write(path, b"half")
     assert path.read_bytes() == b"good"
     assert [p.name for p in tmp_path.iterdir()] == ["f.bin"]  # no temp file left behind
+
+
+# ---------------------------------------------------------------------------------------------
+# checkpoint metadata is validated on read (issue 15)
+
+
+def _meta(**changes):
+    from dcgan.config import RunConfig
+
+    return {"step": 3, "config": RunConfig().to_dict(), **changes}
+
+
+@pytest.mark.parametrize(
+    "meta, message",
+    [
+        ([1, 2], "not a JSON object"),
+        (_meta(config="a string"), "bad config: config is malformed"),
+        (_meta(step="abc"), "step must be an integer from 0"),
+        (_meta(step=-1), "step must be an integer from 0"),
+        (_meta(step=True), "step must be an integer from 0"),
+        (_meta(optimizers=[]), "optimizers has the wrong type"),
+        (_meta(elapsed="long"), "elapsed must be a number"),
+        ({"step": 1}, "bad config: config is malformed: expected a JSON object, got null"),
+    ],
+)
+def test_bad_metadata_is_one_checkpoint_error(tmp_path, meta, message):
+    path = tmp_path / "c.safetensors"
+    # write_checkpoint merges meta into a dict: a list needs the raw writer
+    from safetensors.numpy import save
+
+    body = meta if not isinstance(meta, dict) else {"format": ckpt.CHECKPOINT_FORMAT, **meta}
+    path.write_bytes(save({"x": np.zeros(1, np.float32)}, metadata={"dcgan": json.dumps(body)}))
+    with pytest.raises(CheckpointError) as e:
+        ckpt.read_checkpoint(path)
+    assert message in str(e.value) and str(path) in str(e.value)
+
+
+@pytest.mark.parametrize(
+    "section, key, value, message",
+    [
+        ("model", "g_features", 1e9, "--g-features must be an integer from 1 to 4096"),
+        ("model", "latent_dim", -5, "--latent-dim must be an integer from 1 to 4096"),
+        ("model", "kind", "unet", "--model unet is not one of dcgan, mlp"),
+    ],
+)
+def test_bad_config_in_metadata(tmp_path, section, key, value, message):
+    meta = _meta()
+    meta["config"][section][key] = value
+    path = tmp_path / "c.safetensors"
+    ckpt.write_checkpoint(path, {"x": np.zeros(1, np.float32)}, meta)
+    with pytest.raises(CheckpointError, match="holds a bad config") as e:
+        ckpt.read_checkpoint(path)
+    assert message in str(e.value)
+
+
+def test_deeply_nested_metadata_is_corrupt_not_a_recursion_traceback(tmp_path):
+    from safetensors.numpy import save
+
+    path = tmp_path / "c.safetensors"
+    deep = "[" * 100_000 + "]" * 100_000
+    path.write_bytes(save({"x": np.zeros(1, np.float32)}, metadata={"dcgan": deep}))
+    with pytest.raises(CheckpointError):
+        ckpt.read_checkpoint(path)
+
+
+@pytest.mark.parametrize("content", ["[]", "null", '"x"', "{}", '{"schema_version": 1}'])
+def test_bad_config_json(tmp_path, content):
+    (tmp_path / "config.json").write_text(content)
+    from dcgan.rundir import read_run_config
+
+    with pytest.raises(CheckpointError, match="config.json"):
+        read_run_config(tmp_path)

@@ -296,7 +296,8 @@ def _show(value: Any) -> str:
 def _choice(name: str, value, choices) -> None:
     # bool is an int: True must not pass for channels 1
     if isinstance(value, bool) or value not in choices:
-        shown = value if isinstance(value, str) and value.isprintable() else _show(value)
+        plain = type(value) is type(choices[0]) and str(value).isprintable()
+        shown = value if plain and len(str(value)) <= 40 else _show(value)
         raise UsageError(f"--{name} {shown} is not one of {', '.join(map(str, choices))}")
 
 
