@@ -142,3 +142,74 @@ def test_workers_from_the_environment_and_a_dying_worker(tmp_path, monkeypatch, 
     np.lib.format.open_memmap(target, mode="w+", dtype=np.uint8, shape=(64, 3, 8, 8)).flush()
     with pytest.raises(DataError, match="a decoding process died"):
         list(folders.decode_all(files, target, 8, None, workers=2))
+
+
+# ---------------------------------------------------------------------------------------------
+# SIGTERM / SIGINT during decoding (issue 15): workers stopped, partial cache removed, one line
+
+
+def _marked_pids(marker: str) -> set[int]:
+    """Every live process whose environment holds `marker` (children, forkserver, resource
+    tracker and workers inherit it, even after they are orphaned and reparented)."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/environ", "rb") as f:
+                    if marker.encode() in f.read():
+                        found.add(int(entry))
+            except OSError:
+                continue
+    return found
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="process listing via /proc")
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT"])
+def test_a_signal_during_decoding_leaves_nothing_behind(tmp_path, signame):
+    import signal
+    import subprocess
+    import sys
+    import time
+    import uuid
+
+    folder = tmp_path / "big"
+    folder.mkdir()
+    # one large JPEG (~40 ms to decode and resize) hard-linked 400 times: seconds of decoding
+    rng = np.random.default_rng(0)
+    Image.fromarray((rng.random((2000, 2000, 3)) * 255).astype(np.uint8)).save(folder / "0.jpg")
+    for i in range(1, 400):
+        os.link(folder / "0.jpg", folder / f"{i}.jpg")
+    marker = f"DCGAN_TEST_MARK={uuid.uuid4().hex}"
+    env = {**os.environ, "DCGAN_HOME": str(tmp_path / "home"), "DCGAN_WORKERS": "3"}
+    env[marker.split("=")[0]] = marker.split("=")[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dcgan", "data", "prepare", str(folder), "--no-progress"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal's Ctrl-C reaches it
+    )
+    prepared = tmp_path / "home" / "prepared"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        partial = list(prepared.glob(".big-*")) if prepared.is_dir() else []
+        if partial and len(_marked_pids(marker)) >= 4:  # dcgan, tracker, forkserver, a worker
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "decoding finished before the signal: make the folder larger"
+    if signame == "SIGINT":
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: the whole group
+    else:
+        proc.send_signal(signal.SIGTERM)  # `kill PID`: dcgan alone
+    _, stderr = proc.communicate(timeout=60)
+    number = getattr(signal, signame)
+    assert proc.returncode == 128 + number, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in stderr, stderr
+    assert f"{signame} while preparing" in lines[0] and "removed the partial cache" in lines[0]
+    assert list(prepared.iterdir()) == []  # no partial cache directory
+    deadline = time.monotonic() + 10
+    while _marked_pids(marker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _marked_pids(marker), "helper processes outlived dcgan"
