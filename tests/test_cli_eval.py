@@ -169,3 +169,99 @@ def test_evaluating_during_training_leaves_training_and_resume_exact(tmp_path):
     assert whole.extra["best"] == resumed.extra["best"]
     assert whole.extra["best"]["key"] == "swd"
     assert (tmp_path / "whole" / "checkpoints" / "best.safetensors").is_file()
+
+
+# ---------------------------------------------------------------------------------------------
+# issue 15: the table survives a failed append, too few samples and a non-digits reference
+
+
+def _main(capsys, *argv):
+    from dcgan.cli import main
+
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _one_line(err: str, fragment: str) -> None:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err and fragment in lines[0], err
+
+
+def test_eval_prints_the_table_when_the_append_fails(digits_run, tmp_path, capsys, monkeypatch):
+    import shutil
+
+    import dcgan.evaluation
+
+    run = tmp_path / "d"
+    shutil.copytree(digits_run, run)
+
+    def read_only(run_dir, record):
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(dcgan.evaluation, "append_metrics", read_only)
+    code, out, err = _main(capsys, "eval", run, "--num", 100, "--metrics", "swd", "--no-progress")
+    assert code == 0 and out.splitlines()[0].split() == ["metric", "value"] and "swd" in out
+    _one_line(err, "warning: not appended to")
+    assert "Read-only file system" in err and not (run / "metrics.jsonl").exists()
+
+
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["--num", "1"], "--num 1 is too few images for digits: it needs at least 100"),
+        (["--num", "5", "--metrics", "swd"], "--num 5 is too few images for swd: it needs at"),
+        (["--num", "50", "--metrics", "kid"], "too few images for kid: it needs at least 100"),
+    ],
+)
+def test_eval_refuses_too_few_samples(digits_run, capsys, argv, fragment):
+    code, _, err = _main(capsys, "eval", digits_run, *argv, "--no-progress")
+    assert code == 2
+    _one_line(err, fragment)
+
+
+def test_train_refuses_too_few_eval_samples(tmp_path, capsys):
+    argv = ["train", "--eval-every", "2", "--eval-num", "5", "--runs-dir", tmp_path, *TINY]
+    code, _, err = _main(capsys, *argv)
+    assert code == 2 and not any(tmp_path.iterdir())  # no run directory made
+    _one_line(err, "--eval-num 5 is too few images for digits: it needs at least 100")
+
+
+@pytest.fixture
+def circles(tmp_path) -> Path:
+    from PIL import Image, ImageDraw
+
+    folder = tmp_path / "circles"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(120):
+        im = Image.new("L", (28, 28), 0)
+        r = int(rng.integers(4, 12))
+        x, y = rng.integers(r, 28 - r, 2)
+        ImageDraw.Draw(im).ellipse([x - r, y - r, x + r, y + r], outline=255, width=2)
+        im.save(folder / f"{i}.png")
+    return folder
+
+
+def test_digits_metric_against_a_folder_of_circles(digits_run, circles, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "d"
+    shutil.copytree(digits_run, run)
+    common = ("--num", 100, "--ref", circles, "--no-progress")
+    code, _, err = _main(capsys, "eval", run, "--metrics", "digits", *common)
+    assert code == 2
+    _one_line(err, "--metrics digits needs digit images: the reference circles does not look")
+    # the default metrics of a digits run: the digits metric is left out, with a note
+    code, out, err = _main(capsys, "eval", run, *common)
+    assert code == 0 and "swd" in out and "digits_fd" not in out
+    assert "note: the reference circles does not look like digits" in err
+    # the digits themselves pass the check (a folder of bundled digits)
+    digits = tmp_path / "digits"
+    digits.mkdir()
+    from PIL import Image
+
+    for i, im in enumerate(load_digits().images[:150]):
+        Image.fromarray(im[0]).save(digits / f"{i}.png")
+    code, out, _ = _main(capsys, "eval", run, "--metrics", "digits", "--num", 100, "--ref", digits)
+    assert code == 0 and "digits_fd" in out

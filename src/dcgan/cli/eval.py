@@ -165,7 +165,7 @@ def _check_digits_reference(real, names: tuple[str, ...], explicit: bool) -> tup
     from ..metrics.reference import subset
 
     bundled = FeatureStats.of(classify(load_digits().images)[0])
-    sample = subset(np.asarray(real.images), min(500, len(real)), 0)
+    sample = np.array(subset(real.images, min(500, len(real)), 0))  # a writable copy
     fd = frechet_from_stats(FeatureStats.of(classify(sample)[0]), bundled)
     if fd <= DIGITS_REFERENCE_MAX_FD:
         return names
