@@ -6,6 +6,7 @@ import json
 import shutil
 from importlib import resources
 
+import pytest
 from PIL import Image
 
 from conftest import run_dcgan as dcgan
@@ -41,3 +42,65 @@ def test_train_on_named_set_offline_and_resume(tmp_path):
     assert "train-images-idx3-ubyte.gz" in bad.stderr and str(data_dir / "mnist") in bad.stderr
     bad_split = dcgan("data", "prepare", "mnist", "--split", "extra", cwd=tmp_path, check=False)
     assert bad_split.returncode == 2 and "extra is not one of train, test" in bad_split.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# issue 15: sizes, formats, names and pipes
+
+
+def _main(capsys, *argv):
+    from dcgan.cli import main
+
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("size", [1, 31, 4096])
+def test_data_commands_refuse_sizes_nothing_trains_on(image_folder, tmp_path, capsys, size):
+    for action in ("show", "prepare", "info"):
+        argv = ["data", action, image_folder, "--image-size", size, "--cache-dir", tmp_path / "c"]
+        code, _, err = _main(capsys, *argv)
+        assert code == 2 and len(err.strip().splitlines()) == 1, err
+        assert f"--image-size {size} is not one of 28, 32, 64, 128" in err
+    assert not (tmp_path / "c").exists()  # nothing written
+
+
+def test_data_show_writes_the_format_its_name_says(tmp_path, capsys):
+    code, _, _ = _main(capsys, "data", "show", "digits", "--num", 4, "--out", tmp_path / "g.jpg")
+    assert code == 0 and Image.open(tmp_path / "g.jpg").format == "JPEG"
+    code, _, _ = _main(capsys, "data", "show", "digits", "--num", 4, "--out", tmp_path / "g.PNG")
+    assert code == 0 and Image.open(tmp_path / "g.PNG").format == "PNG"
+    code, _, err = _main(capsys, "data", "show", "digits", "--out", tmp_path / "g.gif")
+    assert (
+        code == 2 and "must end in .png, .jpg or .jpeg" in err and not (tmp_path / "g.gif").exists()
+    )
+
+
+def test_a_misspelt_set_lists_the_known_names(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for argv in (["data", "show", "cifar11"], ["train", "--data", "cifar11", "--steps", "1"]):
+        code, _, err = _main(capsys, *argv)
+        assert code == 1 and len(err.strip().splitlines()) == 1, err
+        assert "did you mean cifar10?" in err and "known datasets: digits, mnist" in err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_data_list_into_a_closed_pipe_is_quiet(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    read, write = os.pipe()
+    os.close(read)  # the reader (`head -3`) is gone before dcgan writes
+    env = {**os.environ, "DCGAN_HOME": str(tmp_path / "home")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "dcgan", "data", "list"],
+        stdout=write,
+        stderr=subprocess.PIPE,
+        env=env,
+        text=True,
+        timeout=120,
+    )
+    os.close(write)
+    assert proc.stderr == "" and proc.returncode == 141
