@@ -116,7 +116,10 @@ def _refused(argv: list[str]) -> str:
     """Run the CLI in-process: it must return non-zero with exactly one line on stderr."""
     err = io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-        code = main(argv)  # an exception escaping here is the traceback a user would see
+        try:
+            code = main(argv)  # an exception escaping here is the traceback a user would see
+        except SystemExit as e:  # argparse's own one-line usage errors
+            code = e.code
     lines = err.getvalue().strip().splitlines()
     assert code != 0 and len(lines) == 1, (code, err.getvalue())
     return lines[0]
@@ -198,3 +201,48 @@ def test_hostile_config_json(run, tmp_path_factory, case):
     (folder / "config.json").write_text(text)
     line = _refused(["train", "--resume", str(folder), "--steps", "3", "--no-progress"])
     assert line.startswith("dcgan train: error:") and "config.json" in line
+
+
+# ---------------------------------------------------------------------------------------------
+# hostile flags: one line each, and no run directory left behind by a refused train
+
+
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["train", "--seed", "-1"], "--seed must be an integer from 0 to 9223372036854775807"),
+        (["train", "--seed", "99999999999999999999"], "--seed must be an integer from 0 to"),
+        (["train", "--g-features", "100000"], "--g-features must be an integer from 1 to 4096"),
+        (["train", "--lr", "inf"], "--lr-g must be a number in (0, 1], got inf"),
+        (["train", "--lr", "10"], "--lr-g must be a number in (0, 1], got 10"),
+        (["train", "--lr-d", "nan"], "--lr-d"),
+        (["train", "--model", "mlp", "--image-size", "4096"], "--image-size must be an integer"),
+    ],
+)
+def test_hostile_train_flags(tmp_path, argv, fragment):
+    line = _refused([*argv, "--runs-dir", str(tmp_path / "runs"), "--no-progress"])
+    assert fragment in line and not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["generate", "--seed", "-1"], "--seed must be an integer from 0 to"),
+        (["generate", "--nice", "1e-9"], "--num 64 --nice 1e-09 would draw 64000000000 candidates"),
+        (["generate", "--nice", "0"], "--nice must be a number in (0, 1]"),
+        (["eval", "--seed", "-1", "--num", "100", "--metrics", "swd"], "--seed must be an integer"),
+    ],
+)
+def test_hostile_sampling_flags(run, tmp_path, argv, fragment):
+    line = _refused([argv[0], str(run), *argv[1:], "--device", "cpu"])
+    assert fragment in line
+
+
+def test_a_step_that_cannot_fit_in_memory_is_refused(tmp_path, monkeypatch):
+    from dcgan import limits
+
+    monkeypatch.setattr(limits, "available_memory", lambda: 10**9)
+    argv = ["train", "--batch-size", "4096", "--runs-dir", str(tmp_path / "runs")]
+    line = _refused(argv)
+    assert "needs about 1.9 GB per training step but only 1.0 GB is free" in line
+    assert not (tmp_path / "runs").exists()

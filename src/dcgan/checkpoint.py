@@ -123,7 +123,13 @@ def validate_meta(meta: Any, path: Path) -> RunConfig:
 
 
 MAX_STEP = 10**12
-_META_SECTIONS = {"epoch": int, "optimizers": dict, "rng": dict, "extra": dict}
+_META_SECTIONS = {
+    "epoch": int,
+    "world_size": int,
+    "optimizers": dict,
+    "rng": dict,
+    "extra": dict,
+}
 
 
 def _show(value: Any) -> str:
@@ -131,18 +137,21 @@ def _show(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def read_meta(path: Path) -> dict[str, Any]:
-    """A checkpoint's JSON metadata alone (the header: no tensors are read)."""
+def read_meta(path: Path, validate: bool = True) -> dict[str, Any]:
+    """A checkpoint's JSON metadata alone (the header: no tensors are read), checked by
+    `validate_meta` (validate False: only the format)."""
     path = Path(path)
     try:
         meta = json.loads(_read_metadata(path)["dcgan"])
     except FileNotFoundError:
         raise CheckpointError(f"checkpoint {path} does not exist") from None
-    except (OSError, ValueError, KeyError, TypeError) as e:
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as e:
         raise CheckpointError(
             f"checkpoint {path} is corrupt or not a dcgan checkpoint ({e})"
         ) from None
-    if not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT:
+    if validate:
+        validate_meta(meta, path)
+    elif not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(
             f"checkpoint {path} is not a dcgan checkpoint of format {CHECKPOINT_FORMAT}"
         )
