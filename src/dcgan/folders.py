@@ -6,13 +6,11 @@ cores in chunks, with results identical to one process.
 from __future__ import annotations
 
 import collections
-import contextlib
 import hashlib
 import multiprocessing
 import os
 import signal
 import stat
-import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -22,8 +20,15 @@ from typing import NamedTuple
 import numpy as np
 from PIL import Image, ImageOps
 
-from .errors import DataError, DcganError
-from .prepared import PREPARE_VERSION, ImageSet, PreparedWriter, prepared_dir, read_prepared
+from .errors import DataError
+from .prepared import (
+    PREPARE_VERSION,
+    ImageSet,
+    PreparedWriter,
+    interruptible,
+    prepared_dir,
+    read_prepared,
+)
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 PARALLEL_MIN_FILES = 2000  # below this, starting worker processes costs more than it saves
@@ -267,50 +272,6 @@ def _stop_workers(pool: ProcessPoolExecutor) -> None:
         process.join(timeout=5)
 
 
-class PreparationInterrupted(DcganError):
-    """SIGINT or SIGTERM while a folder was being decoded (the partial cache is removed)."""
-
-
-class _Signal(KeyboardInterrupt):
-    """Raised by the handler: a BaseException, so no `except Exception` around a decoder can
-    mistake it for a broken file."""
-
-    def __init__(self, signum: int):
-        super().__init__(signum)
-        self.signum = signum
-
-
-@contextlib.contextmanager
-def _signals_raise(folder: Path):
-    """While decoding: SIGINT and SIGTERM raise in this (main) thread, so the `with
-    PreparedWriter` and decode_all's cleanup run (workers stopped, partial cache removed), then
-    become one PreparationInterrupted line; a second signal during the cleanup is ignored.
-    Outside the main thread nothing changes (signals can only be handled there)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    signals = (signal.SIGINT, signal.SIGTERM)
-
-    def handle(signum, frame):
-        for s in signals:
-            signal.signal(s, signal.SIG_IGN)
-        raise _Signal(signum)
-
-    previous = {s: signal.signal(s, handle) for s in signals}
-    try:
-        yield
-    except _Signal as e:
-        error = PreparationInterrupted(
-            f"{signal.Signals(e.signum).name} while preparing {folder}: stopped the decoding "
-            "workers and removed the partial cache; run the command again to prepare it"
-        )
-        error.exit_code = 128 + e.signum
-        raise error from None
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-
-
 def _pool_context() -> multiprocessing.context.BaseContext:
     """forkserver: workers start from a clean process, not a fork of one holding torch's thread
     pools (fork with threads running can deadlock). The server imports this module once, so
@@ -372,7 +333,7 @@ def load_folder(
         return cached
     workers = default_workers(len(files)) if workers is None else workers
     shape = (3, image_size, image_size)
-    with _signals_raise(folder), PreparedWriter(cache, len(files), shape) as decoded:
+    with interruptible(str(folder)), PreparedWriter(cache, len(files), shape) as decoded:
         results = decode_all(files, decoded.images_path, image_size, crop, workers)
         if progress is not None:
             results = progress(_Sized(results, len(files)))

@@ -5,16 +5,20 @@ place, and read back memory-mapped so a 200k-image set never has to fit in RAM.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .errors import DcganError
 from .limits import check_cache
 
 PREPARE_VERSION = 2  # bump when decoding/resizing or the layout changes: old caches are not reused
@@ -153,6 +157,51 @@ class PreparedWriter:
             raise OSError(f"the prepared cache {self.cache} could not be read back")
         result.from_cache = False
         return result
+
+
+class PreparationInterrupted(DcganError):
+    """SIGINT or SIGTERM while a cache was being prepared (the partial cache is removed)."""
+
+
+class _Signal(KeyboardInterrupt):
+    """Raised by the handler: a BaseException, so no `except Exception` around a decoder can
+    mistake it for a broken file."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def interruptible(what: str):
+    """While preparing `what`: SIGINT and SIGTERM raise in this (main) thread, so the `with
+    PreparedWriter` and a decoder's cleanup run (workers stopped, partial cache removed), then
+    become one PreparationInterrupted line; a second signal during the cleanup is ignored.
+    Outside the main thread nothing changes (signals can only be handled there)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    # a signal the process was told to ignore (nohup, a background job's SIGINT) stays ignored
+    signals = [s for s in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(s) != signal.SIG_IGN]
+
+    def handle(signum, frame):
+        for s in signals:
+            signal.signal(s, signal.SIG_IGN)
+        raise _Signal(signum)
+
+    previous = {s: signal.signal(s, handle) for s in signals}
+    try:
+        yield
+    except _Signal as e:
+        error = PreparationInterrupted(
+            f"{signal.Signals(e.signum).name} while preparing {what}: stopped (workers "
+            "included) and removed the partial cache; run the command again to prepare it"
+        )
+        error.exit_code = 128 + e.signum
+        raise error from None
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def write_skipped_report(path: Path, skipped: list[tuple[str, str]]) -> None:

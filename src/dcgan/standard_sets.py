@@ -29,6 +29,7 @@ from .prepared import (
     ImageSet,
     PreparedWriter,
     default_cache_dir,
+    interruptible,
     prepared_dir,
     read_prepared,
 )
@@ -184,7 +185,7 @@ def load_standard(
         return cached
     paths = ensure_files(name, list(spec.splits[split]), folder, on_bytes)
     blocks, count, labels = _READERS[spec.kind](spec, split, paths)
-    with PreparedWriter(cache, count, (c, size, size)) as out:
+    with interruptible(f"{name} {split}"), PreparedWriter(cache, count, (c, size, size)) as out:
         ticks = _ticker(progress, count)
         done = 0
         for block in blocks:

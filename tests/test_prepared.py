@@ -1,0 +1,38 @@
+"""The prepared cache's writer: atomic, and a signal while it is being filled leaves nothing."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import numpy as np
+import pytest
+
+from dcgan.prepared import PreparationInterrupted, PreparedWriter, interruptible, read_prepared
+
+
+def test_commit_is_all_or_nothing(tmp_path):
+    cache = tmp_path / "prepared" / "x-1"
+    with PreparedWriter(cache, 4, (1, 8, 8)) as out:
+        out.images[:] = 7
+        assert read_prepared(cache) is None  # nothing visible before the commit
+        data = out.commit("x", {"kind": "test"})
+    assert data.images.shape == (4, 1, 8, 8) and read_prepared(cache) is not None
+    assert [p.name for p in cache.parent.iterdir()] == ["x-1"]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_while_filling_removes_the_partial_cache(tmp_path, signum):
+    cache = tmp_path / "prepared" / "x-1"
+    before = signal.getsignal(signum)
+    with pytest.raises(PreparationInterrupted) as e:
+        with interruptible("x train"), PreparedWriter(cache, 4, (1, 8, 8)) as out:
+            out.images[:2] = 1
+            os.kill(os.getpid(), signum)
+            for _ in range(1000):  # the handler runs between bytecodes
+                np.zeros(1)
+            pytest.fail("the signal did not interrupt")
+    assert e.value.exit_code == 128 + signum
+    assert f"{signal.Signals(signum).name} while preparing x train" in str(e.value)
+    assert list(cache.parent.iterdir()) == []
+    assert signal.getsignal(signum) == before  # the caller's handler is back
