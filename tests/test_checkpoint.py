@@ -115,3 +115,12 @@ def test_bad_config_json(tmp_path, content):
 
     with pytest.raises(CheckpointError, match="config.json"):
         read_run_config(tmp_path)
+
+
+def test_a_config_larger_than_its_weights_is_refused_before_building(tmp_path):
+    meta = _meta()
+    meta["config"]["model"] |= {"image_size": 128, "g_features": 4096}  # ~35e9 weights
+    path = tmp_path / "c.safetensors"
+    ckpt.write_checkpoint(path, {"generator.w": np.zeros(10, np.float32)}, meta)
+    with pytest.raises(CheckpointError, match="does not match its config: its generator needs"):
+        ckpt.read_checkpoint(path)
