@@ -80,9 +80,23 @@ def test_checkpoints_carry_no_rng_state(tmp_path, digits):
     assert not any(k.startswith("rng.") for k in arrays) and "rng" not in meta
 
 
-def test_a_nan_loss_rolls_back_with_half_the_learning_rate(tmp_path, digits):
-    # lr inf: every step is non-finite; the guard rolls back twice, then stops with one error
-    config = tiny_config(steps=30, checkpoint_every=4, lr_g=float("inf"), lr_d=float("inf"))
+def test_a_nan_loss_rolls_back_with_half_the_learning_rate(tmp_path, digits, monkeypatch):
+    # every step poisons the weights and the loss, as --lr inf did (the config now refuses an lr
+    # above 1); the guard rolls back twice, then stops with one error
+    from dcgan import torch_engine
+
+    real_step = torch_engine.train_step
+
+    def poisoned(state, inputs):
+        out = real_step(state, inputs)
+        with torch.no_grad():
+            for p in state.generator.parameters():
+                p.fill_(float("inf"))
+        out["loss_g"] = torch.tensor(float("nan"))
+        return out
+
+    monkeypatch.setattr(torch_engine, "train_step", poisoned)
+    config = tiny_config(steps=30, checkpoint_every=4)
     rec = Recorder()
     with pytest.raises(dcgan.runner.DivergedError, match="after 2 rollback"):
         dcgan.train(config, data=digits, runs_dir=tmp_path, name="nan", callbacks=rec)
