@@ -85,23 +85,32 @@ def read_checkpoint(
             f"checkpoint {path} is corrupt or not a dcgan checkpoint ({e})"
         ) from None
     if validate:
-        _check_sizes(arrays, validate_meta(meta, path), path)
+        check_sizes(arrays, validate_meta(meta, path), path)
     elif not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"checkpoint {path} is not a dcgan checkpoint (format)")
     return arrays, meta
 
 
-def _check_sizes(arrays: dict[str, np.ndarray], config: RunConfig, path: Path) -> None:
+def check_sizes(
+    arrays: dict[str, np.ndarray],
+    config: RunConfig,
+    path: Path,
+    prefixes: tuple[str | None, str | None] = ("generator", "discriminator"),
+) -> None:
     """A config that asks for more weights than the file holds is refused before any model is
-    built: a hostile `g_features` must not become a terabyte allocation."""
+    built: a hostile `g_features` must not become a terabyte allocation. `prefixes` name G's and
+    D's tensors ("" for unprefixed names, None to skip one)."""
     from .limits import parameter_counts
 
-    for prefix, need in zip(("generator", "discriminator"), parameter_counts(config.model)):
-        have = sum(v.size for k, v in arrays.items() if k.startswith(prefix + "."))
+    for prefix, need in zip(prefixes, parameter_counts(config.model)):
+        if prefix is None:
+            continue
+        start = prefix + "." if prefix else ""
+        have = sum(v.size for k, v in arrays.items() if k.startswith(start))
         if have < need:
             raise CheckpointError(
-                f"checkpoint {path} does not match its config: its {prefix} needs {need} "
-                f"weights, the file holds {have}"
+                f"checkpoint {path} does not match its config: its {prefix or 'generator'} "
+                f"needs {need} weights, the file holds {have}"
             )
 
 
