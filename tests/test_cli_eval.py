@@ -191,7 +191,7 @@ def _one_line(err: str, fragment: str) -> None:
 def test_eval_prints_the_table_when_the_append_fails(digits_run, tmp_path, capsys, monkeypatch):
     import shutil
 
-    import dcgan.evaluation
+    import dcgan.rundir
 
     run = tmp_path / "d"
     shutil.copytree(digits_run, run)
@@ -201,7 +201,7 @@ def test_eval_prints_the_table_when_the_append_fails(digits_run, tmp_path, capsy
 
     metrics = run / "metrics.jsonl"
     before = metrics.read_text() if metrics.exists() else None
-    monkeypatch.setattr(dcgan.evaluation, "append_metrics", read_only)
+    monkeypatch.setattr(dcgan.rundir, "append_metrics", read_only)
     code, out, err = _main(capsys, "eval", run, "--num", 100, "--metrics", "swd", "--no-progress")
     assert code == 0 and out.splitlines()[0].split() == ["metric", "value"] and "swd" in out
     _one_line(err, "warning: not appended to")
