@@ -186,7 +186,10 @@ class TrainConfig:
         _real("gp-weight", self.gp_weight, 0, MAX_GP_WEIGHT)
         _choice("on-divergence", self.on_divergence, DIVERGENCE_ACTIONS)
         _int("max-rollbacks", self.max_rollbacks, 0, MAX_ROLLBACKS)
-        names = [p.strip() for p in str(self.augment).split(",") if p.strip()]
+        _choice("recipe", self.recipe, RECIPES)
+        if not isinstance(self.augment, str):
+            raise UsageError(f"--augment must be a string of transforms, got {self.augment!r}")
+        names = [p.strip() for p in self.augment.split(",") if p.strip()]
         if any(n not in AUGMENTATIONS for n in names) or len(set(names)) != len(names):
             raise UsageError(
                 f"--augment {self.augment!r} must be a comma-separated subset of "

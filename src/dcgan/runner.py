@@ -190,6 +190,12 @@ def _train_inside(
 
         tune_malloc()
     _check_batch(config, group)
+    if str(dev) == "cpu" and resume is None:  # a GPU has its own memory
+        from .limits import check_step
+
+        warning = check_step(config)  # refuses a step that cannot fit in this machine's memory
+        if warning:
+            cb.message(f"warning: {warning}")
 
     # 2. the data (rank 0 first: it prepares the cache that the other ranks then read)
     if data is None:
@@ -204,6 +210,9 @@ def _train_inside(
             on_bytes=download_progress if group.is_main else None,
         )
         data = _rank0_first(group, load)
+    from .limits import check_batch
+
+    check_batch(config, len(data))
     channels = data.images.shape[1]
     if resume is not None and channels != config.model.channels:
         raise UsageError(

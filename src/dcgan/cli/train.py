@@ -316,12 +316,6 @@ def run(args) -> int:
             )
         changes = {k: getattr(args, k) for k in RESUMABLE if getattr(args, k) is not None}
     config = _config_from_args(args) if args.resume is None else None
-    if config is not None and args.device not in ("cuda", "mps"):  # a GPU has its own memory
-        from ..limits import check_step
-
-        warning = check_step(config)  # refuses a step that cannot fit in this machine's memory
-        if warning:
-            print(f"warning: {warning}", file=sys.stderr)
     progress = _Progress(progress_mode(args.quiet, args.json_progress, args.progress))
     result = train(
         config,
