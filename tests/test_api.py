@@ -143,3 +143,26 @@ def test_training_writes_the_generator_folder(tmp_path, digits):
     tensors = load_file(str(result.run_dir / "generator" / "model.safetensors"))
     ema = ckpt.subset(arrays, "generator_ema")
     assert tensors.keys() == ema.keys() and all(np.array_equal(tensors[k], ema[k]) for k in ema)
+
+
+def test_a_full_disk_names_the_file_and_keeps_the_last_checkpoint(tmp_path, digits, monkeypatch):
+    import errno
+
+    from dcgan import checkpoint as ckpt
+
+    config = tiny_config(steps=8, checkpoint_every=4)
+    real_write = ckpt.atomic_write
+
+    def full(path, data):
+        if "step_000000008" in str(path):
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real_write(path, data)
+
+    monkeypatch.setattr(ckpt, "atomic_write", full)
+    with pytest.raises(dcgan.runner.DiskFullError) as info:
+        dcgan.train(config, data=digits, runs_dir=tmp_path, name="full")
+    text = str(info.value)
+    assert "step_000000008" in text and "at step 8" in text and "step_000000004" in text
+    assert "free at least" in text and "\n" not in text
+    assert [p.name for p in list_checkpoints(tmp_path / "full")] == ["step_000000004.safetensors"]
+    read_checkpoint(list_checkpoints(tmp_path / "full")[-1])

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import math
 import signal
 import threading
@@ -136,6 +137,13 @@ def train(
             quiet, decode_progress, download_progress, handle_signals, group, views, held,
         )  # fmt: skip
     except DcganError:
+        raise
+    except OSError as e:  # a full disk elsewhere (stats, grids): name the file
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DiskFullError(
+                f"no space left on the device writing {e.filename or 'the run directory'}; the "
+                "newest checkpoint in the run is kept; free some space and resume"
+            ) from None
         raise
     except Exception as e:
         if group.world > 1:
@@ -543,9 +551,21 @@ def _save(engine, state, run_dir: Path, config: RunConfig) -> Path:
     if path.is_file() and state.step == _saved_step(path):
         return path  # the cadence saved this very step already
     arrays, meta = engine.state_to_arrays(state)
-    return rundir.save_step_checkpoint(
-        run_dir, state.step, arrays, meta, keep=config.train.keep_checkpoints
-    )
+    try:
+        return rundir.save_step_checkpoint(
+            run_dir, state.step, arrays, meta, keep=config.train.keep_checkpoints
+        )
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        # atomic_write removed its temporary file: the older checkpoints are untouched
+        need = sum(a.nbytes for a in arrays.values()) / 1e6
+        kept = _newest_good(run_dir)
+        last = f"the last good checkpoint {kept} is kept" if kept else "no checkpoint was saved"
+        raise DiskFullError(
+            f"no space left on the device writing {path} at step {state.step}; {last}; free at "
+            f"least {need:.0f} MB in {path.parent} and resume with: dcgan train --resume {run_dir}"
+        ) from None
 
 
 def _saved_step(path: Path) -> int | None:
@@ -591,6 +611,10 @@ def _newest_good(run_dir: Path) -> Path | None:
         return rundir.find_checkpoint(run_dir)
     except CheckpointError:
         return None
+
+
+class DiskFullError(DcganError):
+    """A checkpoint could not be written for want of space."""
 
 
 class DivergedError(DcganError):
