@@ -29,9 +29,14 @@ def _run_dir(tmp_path: Path) -> Path:
 
 
 def _checkpoints(run: Path, steps) -> None:
+    """Real (untrained) checkpoints of the tiny config at these steps: they pass validation."""
+    import torch
+
+    from dcgan.torch_engine import create_state, state_to_arrays
+
+    arrays, meta = state_to_arrays(create_state(tiny_config(), torch.device("cpu")))
     for step in steps:
-        meta = {"step": step}
-        ckpt.write_checkpoint(rundir.checkpoint_path(run, step), {"x": np.zeros(4)}, meta)
+        ckpt.write_checkpoint(rundir.checkpoint_path(run, step), arrays, {**meta, "step": step})
 
 
 def test_keep_latest_k_and_find(tmp_path):
@@ -207,7 +212,8 @@ def test_summary_reads_stats_metrics_best_and_files(tmp_path):
     rundir.append_metrics(run.path, {"step": 8, "checkpoint": "latest", "metrics": {"swd": 3.0}})
     rundir.append_metrics(run.path, {"step": 8, "checkpoint": "latest", "metrics": {"fd": 1.0}})
     best = {"metric": "digits", "key": "digits_fd", "value": 90.0, "step": 4}
-    ckpt.write_checkpoint(rundir.best_path(run.path), {"x": np.zeros(1)}, {"extra": {"best": best}})
+    meta = {"step": 4, "config": tiny_config().to_dict(), "extra": {"best": best}}
+    ckpt.write_checkpoint(rundir.best_path(run.path), {"x": np.zeros(1)}, meta)
     _checkpoints(run.path, (8,))
     run.save_samples(4, np.zeros((4, 1, 28, 28), np.uint8))
     run.update_info(data={"name": "digits", "skipped": 0})
