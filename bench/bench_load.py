@@ -6,7 +6,8 @@ idle speed each keeps. Also two `dcgan train` runs at once.
     python bench/bench_load.py --size 64 --steps 40      # the 64 px net on synthetic images
 
 Policies: "dcgan" (what `dcgan train` does by default), "spin" (libgomp's default active
-spinning, what a bare torch program gets), "threads1" (one thread). img/s is the median of
+spinning, what a bare torch program gets), "passive" (DCGAN_OMP_POLICY=passive), "spin30k"
+(GOMP_SPINCOUNT=30000), "threads1" (one thread). img/s is the median of
 stats.jsonl's img_per_s (training alone) after the first interval.
 """
 
@@ -23,9 +24,11 @@ import time
 from pathlib import Path
 
 POLICIES = {
-    "dcgan": {},  # the CLI's own choice (see dcgan.perf.openmp_env)
-    "spin": {"DCGAN_OMP_POLICY": "off"},  # keep libgomp's defaults
+    "dcgan": {},  # the CLI's default (libgomp's spinning; see dcgan.perf.openmp_env)
+    "spin": {"DCGAN_OMP_POLICY": "off"},  # libgomp's defaults, whatever dcgan's default is
     "threads1": {"DCGAN_OMP_POLICY": "off", "OMP_NUM_THREADS": "1"},
+    "passive": {"DCGAN_OMP_POLICY": "passive"},  # dcgan's opt-in passive waiting
+    "spin30k": {"DCGAN_OMP_POLICY": "off", "GOMP_SPINCOUNT": "30000"},
 }
 
 

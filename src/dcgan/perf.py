@@ -13,27 +13,22 @@ import sys
 
 
 def openmp_env() -> bool:
-    """Let OpenMP threads that wait at a parallel region's barrier sleep instead of spinning
-    (OMP_WAIT_POLICY=PASSIVE), unless the user set a policy or DCGAN_OMP_POLICY=off.
+    """With DCGAN_OMP_POLICY=passive, let OpenMP threads that wait at a parallel region's barrier
+    sleep instead of spinning (OMP_WAIT_POLICY=PASSIVE), unless the user set a policy.
 
-    torch's CPU kernels run dozens of short parallel regions per step. libgomp's default keeps
-    a waiting thread spinning for ~300k iterations; when another process wants a core, the
-    spinning thread takes it from the very thread it waits for, and each region waits for a
-    scheduler time slice: under one busy process a default 2-thread training step kept ~32% of
-    its idle speed (bench/README.md, "Training under load"). Passive waiting gives the core
-    back. Must run before torch is imported; returns whether the policy was set here."""
-    if os.environ.get("DCGAN_OMP_POLICY") == "off" or "torch" in sys.modules:
+    torch's CPU kernels run dozens of short parallel regions per step, and libgomp keeps a
+    waiting thread spinning; when another process wants a core, the spinning thread takes it
+    from the very thread it waits for. Measured on this 2-core machine (bench/bench_load.py,
+    bench/README.md "Training under load"): with one busy process the default keeps 22-25% of
+    its idle speed at 28 px and passive waiting 63%, but idle passive waiting runs at 0.62x, so
+    it is opt-in, not the default. Must run before torch is imported; returns whether it set
+    the policy."""
+    if os.environ.get("DCGAN_OMP_POLICY") != "passive" or "torch" in sys.modules:
         return False
     if "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ:
         return False
     os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
     return True
-
-
-# mallopt parameters from glibc's <malloc.h>
-_M_TRIM_THRESHOLD = -1
-_M_MMAP_MAX = -4
-_INT_MAX = 2**31 - 1
 
 
 def tune_malloc() -> bool:

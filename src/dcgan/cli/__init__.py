@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from ..perf import openmp_env
 
-    openmp_env()  # before anything imports torch
+    openmp_env()  # before anything imports torch (opt-in: DCGAN_OMP_POLICY=passive)
     args = build_parser().parse_args(argv)
     try:
         code = args.func(args)
