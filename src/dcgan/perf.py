@@ -31,6 +31,12 @@ def openmp_env() -> bool:
     return True
 
 
+# mallopt parameters from glibc's <malloc.h>
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_MAX = -4
+_INT_MAX = 2**31 - 1
+
+
 def tune_malloc() -> bool:
     """Keep freed memory inside the process instead of handing it back to the kernel.
 
