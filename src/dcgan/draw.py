@@ -98,9 +98,14 @@ def nice_candidates(n: int, fraction: float, image_shape: tuple[int, ...] | None
     return count
 
 
+def best_indices(scores: np.ndarray, n: int) -> np.ndarray:
+    """Indices of the n highest scores, best first (ties in drawing order)."""
+    return np.argsort(-scores, kind="stable")[:n]
+
+
 def keep_best(candidates: np.ndarray, scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """The n candidates D scores highest, best first (ties in drawing order), with their scores."""
-    best = np.argsort(-scores, kind="stable")[:n]
+    best = best_indices(scores, n)
     return candidates[best], scores[best]
 
 

@@ -131,11 +131,13 @@ def train(
     quiet = cb if group.is_main else Callbacks()
     views = RunViews(report, report_every, tensorboard) if group.is_main else None
     held = contextlib.ExitStack()  # the run lock, released however _train ends
+    stop = _StopFlag()
     try:
-        return _train(
-            config, resume, changes, Path(runs_dir), name, device, data, cache_dir, data_dir,
-            quiet, decode_progress, download_progress, handle_signals, group, views, held,
-        )  # fmt: skip
+        with stop.installed(handle_signals):
+            return _train(
+                config, resume, changes, Path(runs_dir), name, device, data, cache_dir,
+                data_dir, quiet, decode_progress, download_progress, group, stop, views, held,
+            )  # fmt: skip
     except DcganError:
         raise
     except OSError as e:  # a full disk elsewhere (stats, grids): name the file
@@ -159,18 +161,6 @@ def train(
 
 def _train(
     config, resume, changes, runs_dir, name, device, data, cache_dir, data_dir, cb,
-    decode_progress, download_progress, handle_signals, group, views, held,
-) -> TrainResult:  # fmt: skip
-    stop = _StopFlag()
-    with stop.installed(handle_signals):
-        return _train_inside(
-            config, resume, changes, runs_dir, name, device, data, cache_dir, data_dir, cb,
-            decode_progress, download_progress, group, stop, views, held,
-        )  # fmt: skip
-
-
-def _train_inside(
-    config, resume, changes, runs_dir, name, device, data, cache_dir, data_dir, cb,
     decode_progress, download_progress, group, stop, views, held,
 ) -> TrainResult:  # fmt: skip
     from .datasets import load_source
@@ -185,8 +175,8 @@ def _train_inside(
             f"warning: skipped {p.name}, an older one is used: {why}"
         )
         path = rundir.find_checkpoint(run.path, on_skip=skipped)
-        saved = RunConfig.from_dict(ckpt.read_meta(path)["config"])
-        config = resume_config(saved, changes or {})
+        saved_meta = ckpt.read_meta(path)
+        config = resume_config(RunConfig.from_dict(saved_meta["config"]), changes or {})
     else:
         if changes:
             raise UsageError("changes apply to a resumed run; put them in the config instead")
@@ -244,7 +234,7 @@ def _train_inside(
             return TrainResult(
                 run.path, "up-to-date", state.step, end, config=config, rank=group.rank
             )
-        saved_world = ckpt.read_meta(path).get("world_size", 1)
+        saved_world = saved_meta.get("world_size", 1)
         if saved_world != group.world:
             cb.message(
                 f"resuming a run trained on {saved_world} process(es) on {group.world}: it "

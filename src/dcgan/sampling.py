@@ -128,7 +128,7 @@ def nice_from_latents(
     (images uint8 (n, C, H, W), scores (n,), their latents (n, latent_dim))."""
     candidates = from_latents(s, z)
     scores = score(s, candidates)
-    best = np.argsort(-scores, kind="stable")[:n]  # draw.keep_best's order
+    best = draw.best_indices(scores, n)
     return candidates[best], scores[best], np.asarray(z)[best]
 
 
