@@ -5,10 +5,11 @@ idle speed each keeps. Also two `dcgan train` runs at once.
     python bench/bench_load.py --rounds 2                # 28 px default run, 300 steps
     python bench/bench_load.py --size 64 --steps 40      # the 64 px net on synthetic images
 
-Policies: "dcgan" (what `dcgan train` does by default), "spin" (libgomp's default active
-spinning, what a bare torch program gets), "passive" (DCGAN_OMP_POLICY=passive), "spin30k"
-(GOMP_SPINCOUNT=30000), "threads1" (one thread). img/s is the median of
-stats.jsonl's img_per_s (training alone) after the first interval.
+Policies: "dcgan" (what `dcgan train` does by default: --threads auto, the thread governor),
+"fixed" (--threads = the cores: the count fixed, libgomp's spinning wait, what dcgan did before
+the governor and what a bare torch program gets), "passive" (fixed, with
+DCGAN_OMP_POLICY=passive), "spin30k" (fixed, GOMP_SPINCOUNT=30000), "threads1" (--threads 1).
+img/s is the median of stats.jsonl's img_per_s (training alone) after the first interval.
 """
 
 from __future__ import annotations
@@ -23,12 +24,13 @@ import tempfile
 import time
 from pathlib import Path
 
-POLICIES = {
-    "dcgan": {},  # the CLI's default (libgomp's spinning; see dcgan.perf.openmp_env)
-    "spin": {"DCGAN_OMP_POLICY": "off"},  # libgomp's defaults, whatever dcgan's default is
-    "threads1": {"DCGAN_OMP_POLICY": "off", "OMP_NUM_THREADS": "1"},
-    "passive": {"DCGAN_OMP_POLICY": "passive"},  # dcgan's opt-in passive waiting
-    "spin30k": {"DCGAN_OMP_POLICY": "off", "GOMP_SPINCOUNT": "30000"},
+CORES = str(len(os.sched_getaffinity(0)))
+POLICIES = {  # name: (environment, train arguments)
+    "dcgan": ({}, []),
+    "fixed": ({"DCGAN_OMP_POLICY": "off"}, ["--threads", CORES]),
+    "threads1": ({"DCGAN_OMP_POLICY": "off"}, ["--threads", "1"]),
+    "passive": ({"DCGAN_OMP_POLICY": "passive"}, ["--threads", CORES]),
+    "spin30k": ({"DCGAN_OMP_POLICY": "off", "GOMP_SPINCOUNT": "30000"}, ["--threads", CORES]),
 }
 
 
@@ -36,13 +38,13 @@ def busy(n: int) -> list[subprocess.Popen]:
     return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
 
 
-def train_cmd(args, out: Path, name: str) -> list[str]:
+def train_cmd(args, out: Path, name: str, policy: str) -> list[str]:
     cmd = [sys.executable, "-m", "dcgan", "train", "--steps", str(args.steps), "--no-progress"]
     cmd += ["--runs-dir", str(out), "--name", name, "--log-every", str(args.log_every)]
     cmd += ["--sample-every", "100000", "--checkpoint-every", "100000", "--no-report"]
     if args.size != 28:
         cmd += ["--data", args.folder, "--image-size", str(args.size)]
-    return cmd
+    return cmd + POLICIES[policy][1]
 
 
 def rate(out: Path, name: str) -> float:
@@ -52,11 +54,11 @@ def rate(out: Path, name: str) -> float:
 
 
 def run_one(args, policy: str, load: int, out: Path, name: str) -> float:
-    env = {**os.environ, **POLICIES[policy], "DCGAN_HOME": str(out / "home")}
+    env = {**os.environ, **POLICIES[policy][0], "DCGAN_HOME": str(out / "home")}
     hogs = busy(load)
     try:
         time.sleep(0.5)
-        subprocess.run(train_cmd(args, out, name), env=env, check=True, capture_output=True)
+        subprocess.run(train_cmd(args, out, name, policy), env=env, check=True, capture_output=True)
     finally:
         for h in hogs:
             h.kill()
@@ -65,11 +67,12 @@ def run_one(args, policy: str, load: int, out: Path, name: str) -> float:
 
 
 def two_at_once(args, policy: str, out: Path, tag: str) -> float:
-    env = {**os.environ, **POLICIES[policy], "DCGAN_HOME": str(out / "home")}
+    env = {**os.environ, **POLICIES[policy][0], "DCGAN_HOME": str(out / "home")}
     names = [f"{tag}-a", f"{tag}-b"]
     started = time.perf_counter()
     procs = [
-        subprocess.Popen(train_cmd(args, out, n), env=env, stderr=subprocess.DEVNULL) for n in names
+        subprocess.Popen(train_cmd(args, out, n, policy), env=env, stderr=subprocess.DEVNULL)
+        for n in names
     ]
     for p in procs:
         p.wait()
@@ -93,7 +96,7 @@ def main() -> None:
     p.add_argument("--log-every", type=int, default=25)
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--loads", default="0,1,2")
-    p.add_argument("--policies", default="dcgan,spin,threads1")
+    p.add_argument("--policies", default="dcgan,fixed,threads1")
     p.add_argument("--concurrent", action="store_true", help="also two runs at once")
     args = p.parse_args()
     out = Path(tempfile.mkdtemp(prefix="bench_load-"))
@@ -120,10 +123,10 @@ def main() -> None:
             share = f" ({v / idle:4.0%})" if idle else ""
             cells.append(f"  {v:7.1f}{share:8s}")
         print(f"{policy:10s} " + "".join(cells))
-    if 0 in loads and "spin" in policies:
-        base = statistics.median(results[("spin", 0)])
+    if 0 in loads and "fixed" in policies:
+        base = statistics.median(results[("fixed", 0)])
         for policy in policies:
-            print(f"idle {policy} / spin: {statistics.median(results[(policy, 0)]) / base:.2f}x")
+            print(f"idle {policy} / fixed: {statistics.median(results[(policy, 0)]) / base:.2f}x")
     if args.concurrent:
         for policy in policies:
             solo = statistics.median(results[(policy, 0)])

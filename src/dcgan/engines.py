@@ -30,6 +30,10 @@ class Engine(Protocol):
     def resolve_device(self, name: str = "auto", group: Any = None) -> Any:
         """The device for a name ("auto", "cpu", "cuda", "mps"); absent ones are a UsageError."""
 
+    def cpu_threads(self, count: int | None = None) -> int | None:
+        """The engine's CPU thread count, after setting it to `count` when given; None where
+        the engine cannot choose it (then nothing was set)."""
+
     def create_state(self, config: RunConfig, device: Any, group: Any = None) -> Any:
         """Fresh models (initialised from config.train.seed) and optimizers."""
 

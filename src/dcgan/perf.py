@@ -1,5 +1,5 @@
-"""Process-wide speed settings for CPU training that torch does not make: OpenMP's wait policy
-and glibc's malloc policy.
+"""Process-wide speed settings for CPU training that torch does not make: OpenMP's wait policy,
+glibc's malloc policy, and the thread count under a competing load (ThreadGovernor).
 
 Imports no torch, so the CLI can call it before torch is loaded (libgomp reads its environment
 once, when torch loads it).
@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import ctypes
 import os
+import statistics
 import sys
+import time
+from collections.abc import Callable
 
 
 def openmp_env() -> bool:
@@ -56,3 +59,138 @@ def tune_malloc() -> bool:
         return False
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
     return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, _INT_MAX))
+
+
+def affinity_cpus() -> list[int]:
+    """The CPUs this process may run on (its affinity mask; all CPUs where there is none)."""
+    if hasattr(os, "sched_getaffinity"):
+        return sorted(os.sched_getaffinity(0))
+    return list(range(os.cpu_count() or 1))
+
+
+class SystemLoad:
+    """How many of this process's CPUs other processes kept busy since the previous reading, in
+    cores, from the kernel's per-CPU counters (/proc/stat) minus this process's own CPU time
+    (every thread's, spin-waiting included). Linux only: `others()` is None elsewhere."""
+
+    def __init__(self, cpus: list[int] | None = None, stat: str = "/proc/stat"):
+        self._cpus = {f"cpu{c}" for c in (cpus if cpus is not None else affinity_cpus())}
+        self._stat = stat
+        self._tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        self._last = self._read()
+
+    def _read(self) -> tuple[float, float, float] | None:
+        try:
+            with open(self._stat) as f:
+                lines = f.read().splitlines()
+        except OSError:
+            return None
+        busy = 0
+        for line in lines:
+            fields = line.split()
+            if fields and fields[0] in self._cpus:
+                # user nice system idle iowait irq softirq steal: all but idle and iowait
+                v = [int(x) for x in fields[1:9]]
+                busy += sum(v) - v[3] - v[4]
+        return time.perf_counter(), busy / self._tick, time.process_time()
+
+    def others(self) -> float | None:
+        now, last = self._read(), self._last
+        self._last = now
+        if now is None or last is None or now[0] <= last[0]:
+            return None
+        wall, busy, ours = (a - b for a, b in zip(now, last))
+        return max(0.0, (busy - ours) / wall)
+
+
+class ThreadGovernor:
+    """Adapts the number of CPU threads a training uses to the cores other processes leave it.
+
+    torch's CPU kernels run dozens of short parallel regions per step, and each ends at a
+    barrier where libgomp's threads spin. When another process takes a core, the thread that
+    the others wait for is parked behind it while they spin: on 2 cores with one busy process a
+    2-thread training keeps about a quarter of its idle speed, a 1-thread one most of it
+    (bench/README.md, "Training under load"). So every `interval` seconds (and `min_steps`
+    steps) the governor reads how many cores others used (SystemLoad); when that leaves a
+    different number of cores than the threads in use (rounded, between 1 and the starting
+    count), it tries that number for one window and keeps it only if the median step time
+    fell; a refused count is not tried again for `retry` seconds. On an idle machine it never
+    changes anything, so an idle run stays bit-identical to a run with the count fixed.
+
+    `set_threads(n)` applies a count (torch.set_num_threads). `after_step(seconds)` takes the
+    time of one training step (training alone) and returns a one-line message when it changed
+    the count for good, else None."""
+
+    def __init__(
+        self,
+        threads: int,
+        set_threads: Callable[[int], None],
+        *,
+        load: SystemLoad | None = None,
+        cpus: int | None = None,
+        interval: float = 2.0,
+        min_steps: int = 5,
+        retry: float = 60.0,
+        clock: Callable[[], float] = time.perf_counter,
+    ):
+        self.max = self.current = threads
+        self._set_threads = set_threads
+        self._load = load or SystemLoad()
+        self._cpus = cpus or len(affinity_cpus())
+        self._interval, self._min_steps, self._retry, self._clock = (
+            interval,
+            min_steps,
+            retry,
+            clock,
+        )
+        self._times: list[float] = []
+        self._window = clock()
+        self._trial: tuple[float, int, float] | None = (
+            None  # (baseline median, count before, others)
+        )
+        self._refused: dict[int, float] = {}
+
+    def wanted(self, others: float) -> int:
+        return max(1, min(self.max, round(self._cpus - others)))
+
+    def after_step(self, seconds: float) -> str | None:
+        self._times.append(seconds)
+        now = self._clock()
+        if len(self._times) < self._min_steps or now - self._window < self._interval:
+            return None
+        times, self._times, self._window = self._times, [], now
+        others = self._load.others()
+        if self._trial is not None:  # the window just measured ran at the candidate count
+            baseline, before, seen = self._trial
+            self._trial = None
+            median = statistics.median(times[1:])  # the first step after a change warms up
+            if median < baseline:
+                return self._kept(before, baseline / median, seen)
+            self._refused[self.current] = now + self._retry
+            self._apply(before)
+            return None
+        if others is None:
+            return None
+        want = self.wanted(others)
+        if want == self.current or self._refused.get(want, 0.0) > now:
+            return None
+        self._trial = (statistics.median(times), self.current, others)
+        self._apply(want)
+        return None
+
+    def _apply(self, n: int) -> None:
+        self._set_threads(n)
+        self.current = n
+
+    def _kept(self, before: int, speedup: float, others: float) -> str:
+        n = self.current
+        plural = lambda k: f"{k} thread{'s' if k != 1 else ''}"
+        why = (
+            f"other processes are using {others:.1f} of {self._cpus} CPUs"
+            if n < before
+            else f"CPUs were freed ({others:.1f} of {self._cpus} busy elsewhere)"
+        )
+        return (
+            f"{why}: training on {plural(n)} now, {speedup:.2f}x the speed of {plural(before)} "
+            "(--threads N fixes the count)"
+        )

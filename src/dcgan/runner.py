@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import errno
 import math
+import os
 import signal
 import threading
 import time
@@ -109,6 +110,7 @@ def train(
     report: bool = True,
     report_every: int = 0,
     tensorboard: bool = False,
+    threads: int | str = "auto",
 ) -> TrainResult:
     """Train a new run from `config` (default: the 28 px DCGAN on the bundled digits) into
     runs_dir/name, or continue the run directory `resume` (then `changes` may set the fields in
@@ -122,6 +124,10 @@ def train(
     CheckpointError naming this process). `report`: write RUN/report.html at the end when the
     report extra (matplotlib) is installed; `report_every`: refresh it every N steps too (then
     the extra is required); `tensorboard`: also write TensorBoard events to RUN/tb/.
+
+    `threads`: CPU threads for the torch engine. "auto" starts at torch's count and adapts it to
+    the cores other processes leave free (perf.ThreadGovernor; not under torchrun, and not when
+    OMP_NUM_THREADS is set); a number fixes it, which keeps a run bit-exact under any load.
     """
     from .perf import openmp_env
 
@@ -137,6 +143,7 @@ def train(
             return _train(
                 config, resume, changes, Path(runs_dir), name, device, data, cache_dir,
                 data_dir, quiet, decode_progress, download_progress, group, stop, views, held,
+                threads,
             )  # fmt: skip
     except DcganError:
         raise
@@ -161,7 +168,7 @@ def train(
 
 def _train(
     config, resume, changes, runs_dir, name, device, data, cache_dir, data_dir, cb,
-    decode_progress, download_progress, group, stop, views, held,
+    decode_progress, download_progress, group, stop, views, held, threads,
 ) -> TrainResult:  # fmt: skip
     from .datasets import load_source
 
@@ -183,6 +190,7 @@ def _train(
         config = (config or RunConfig()).validate()
     engine = _engine(config)
     dev = engine.resolve_device(device, group)
+    governor = _threads(engine, threads, dev, group)
     if str(dev) == "cpu":  # far fewer page faults per step (bench/README.md, training speed)
         from .perf import tune_malloc
 
@@ -263,7 +271,7 @@ def _train(
     # 5. train, with the divergence guard around the loop; a signal from here on stops the loop
     # at the next step on every rank, and the checkpoint below is written
     stop.deferred = True
-    hooks.should_stop = stop
+    hooks.should_stop, hooks.threads = stop, governor
     cb.started(run_dir, config, data, state.step, end)
     started = time.perf_counter()
     rollbacks = 0
@@ -273,7 +281,7 @@ def _train(
             break
         state, config = _diverged(engine, state, config, run_dir, dev, group, rollbacks, cb)
         hooks = _hooks(run, state, engine, config, evaluator, dev, cb) if group.is_main else Hooks()
-        hooks.should_stop = stop
+        hooks.should_stop, hooks.threads = stop, governor
         rollbacks += 1
     if hooks.evaluate and result == "done" and state.step % config.train.eval_every:
         hooks.evaluate(state)  # the final weights are a candidate for best too
@@ -320,7 +328,8 @@ class Hooks:
     evaluate: Callable[[Any], dict[str, float]] | None = None
     eval_every: int = 0
     should_stop: Callable[[], bool] = lambda: False
-    on_warning: Callable[[str], None] = lambda text: None
+    on_warning: Callable[[str], None] = lambda text: None  # warnings and notes, one line each
+    threads: Any = None  # a perf.ThreadGovernor, told each step's time (None: threads fixed)
 
 
 def loop(engine, state, data: ImageSet, hooks: Hooks) -> str:
@@ -340,8 +349,13 @@ def loop(engine, state, data: ImageSet, hooks: Hooks) -> str:
     while state.step < end:
         if group.any(hooks.should_stop()):
             return "stopped"
+        began = time.perf_counter()
         inputs, epoch = step_inputs(state.config, state.step, n, batch, group)
         stats = engine.train_step(state, inputs)
+        if hooks.threads is not None:  # fewer threads when other processes take cores
+            note = hooks.threads.after_step(time.perf_counter() - began)
+            if note:
+                hooks.on_warning(note)
         for key, value in stats.items():
             sums[key] = sums[key] + value if key in sums else value
         count += 1
@@ -366,6 +380,8 @@ def loop(engine, state, data: ImageSet, hooks: Hooks) -> str:
                 "img_per_s": images / max(now - last_time - paused, 1e-9),  # training alone
                 "wall_time": state.elapsed,
             }
+            if hooks.threads is not None:
+                record["threads"] = hooks.threads.current
             hooks.on_log(record)
             for warning in watch.losses(record):
                 hooks.on_warning(warning)
@@ -477,6 +493,24 @@ def _process_group(config, resume, changes, device: str):
     from .torch_engine import device_type
 
     return distributed.init_from_env(device_type(device))
+
+
+def _threads(engine, threads: int | str, device, group):
+    """Apply a fixed thread count, or return the governor that adapts it ("auto"), or None."""
+    if threads != "auto":
+        if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= 4096:
+            raise UsageError(f"--threads must be auto or a whole number from 1, not {threads!r}")
+        if engine.cpu_threads(threads) is None:
+            raise UsageError("--threads applies to the torch engine; NumPy chooses its own")
+        return None
+    if str(device) != "cpu" or group.world > 1 or "OMP_NUM_THREADS" in os.environ:
+        return None  # a GPU, a launcher that divided the cores, or a user's fixed count
+    count = engine.cpu_threads()
+    if count is None:
+        return None
+    from .perf import ThreadGovernor
+
+    return ThreadGovernor(count, engine.cpu_threads)
 
 
 def _check_batch(config: RunConfig, group) -> None:

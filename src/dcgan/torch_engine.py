@@ -31,6 +31,14 @@ from .runner import Hooks, StepInputs, ema_decay
 name = "torch"
 
 
+def cpu_threads(count: int | None = None) -> int:
+    """torch's intra-op thread count (OpenMP and oneDNN), after setting it when `count` is given.
+    The count is part of a run's numerics: oneDNN's reductions split by thread."""
+    if count is not None:
+        torch.set_num_threads(count)
+    return torch.get_num_threads()
+
+
 def resolve_device(name: str = "auto", group: ProcessGroup | None = None) -> torch.device:
     """'auto' picks cuda, then mps, then cpu; an explicit device that is absent is a UsageError.
     Under torchrun each rank takes the GPU cuda:LOCAL_RANK."""

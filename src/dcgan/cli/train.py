@@ -37,6 +37,7 @@ _RESUMABLE = {
     "epochs",
     "steps",
     "device",
+    "threads",
     "engine",
     "precision",
     "channels_last",
@@ -157,6 +158,12 @@ def register(sub) -> None:
         "checkpoint with half the learning rates, at most twice) or stop",
     )
     p.add_argument("--device", choices=DEVICES, help="where to train (default auto)")
+    p.add_argument(
+        "--threads",
+        type=_threads,
+        help="CPU threads: auto (default: fewer while other processes take cores) or a fixed "
+        "number, which keeps a run bit-exact under any load",
+    )
     p.add_argument(
         "--engine",
         choices=ENGINES,
@@ -295,6 +302,17 @@ def _config_from_args(args) -> RunConfig:
     return config.validate()
 
 
+def _threads(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        return positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"must be auto or a positive integer, not {text!r}"
+        ) from None
+
+
 def run(args) -> int:
     from ..runner import train
     from .data import download_bar
@@ -324,6 +342,7 @@ def run(args) -> int:
         runs_dir=args.runs_dir,
         name=args.name,
         device=args.device or "auto",
+        threads=args.threads or "auto",
         cache_dir=args.cache_dir,
         data_dir=args.data_dir,
         callbacks=progress,

@@ -28,6 +28,11 @@ from .serialize import restore_state, state_to_arrays
 name = "numpy"
 
 
+def cpu_threads(count: int | None = None) -> None:
+    """NumPy's BLAS picks its own threads (OPENBLAS_NUM_THREADS and friends set them)."""
+    return None
+
+
 def resolve_device(name: str = "auto", group=None) -> str:
     """ "cpu" or "cuda" (CuPy). 'auto' picks cuda when CuPy sees a GPU; the rest is a UsageError."""
     if name == "cpu":

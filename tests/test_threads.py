@@ -1,0 +1,188 @@
+"""The thread governor (dcgan.perf.ThreadGovernor): fewer CPU threads while other processes take
+cores, back up when they leave, and nothing at all on an idle machine. Driven by a fake clock and
+a fake load, so no test depends on this machine's scheduler or times anything."""
+
+from __future__ import annotations
+
+import types
+
+import numpy as np
+import pytest
+
+from conftest import tiny_config
+from dcgan import perf
+from dcgan import runner as loop
+from dcgan.errors import UsageError
+from dcgan.runner import Solo
+
+
+class FakeLoad:
+    def __init__(self, others):
+        self.value = others
+
+    def others(self):
+        return self.value
+
+
+class Machine:
+    """Steps whose time depends on the thread count and the load; one clock for everything."""
+
+    def __init__(self, speed, others=0.0):
+        self.speed = speed  # (threads, others rounded) -> seconds per step
+        self.load = FakeLoad(others)
+        self.now = 0.0
+        self.applied = []
+
+    def governor(self, threads=2, **kw):
+        return perf.ThreadGovernor(
+            threads, self.applied.append, load=self.load, cpus=2, clock=lambda: self.now, **kw
+        )
+
+    def run(self, gov, steps):
+        notes = []
+        for _ in range(steps):
+            dt = self.speed[(gov.current, round(self.load.value))]
+            self.now += dt
+            note = gov.after_step(dt)
+            if note:
+                notes.append(note)
+        return notes
+
+
+# seconds per step measured in shape on 2 cores (bench/README.md): 2 threads are faster idle,
+# far slower beside one busy process
+SPEED = {(2, 0): 0.010, (1, 0): 0.015, (2, 1): 0.040, (1, 1): 0.016}
+
+
+def test_an_idle_machine_never_changes_the_count():
+    m = Machine(SPEED, others=0.1)
+    gov = m.governor()
+    assert m.run(gov, 5000) == []
+    assert m.applied == [] and gov.current == 2
+
+
+def test_a_busy_process_moves_training_to_one_thread_and_its_end_moves_it_back():
+    m = Machine(SPEED, others=1.0)
+    gov = m.governor()
+    notes = m.run(gov, 2000)
+    assert gov.current == 1 and m.applied == [1]
+    assert len(notes) == 1 and "training on 1 thread now" in notes[0] and "2.50x" in notes[0]
+    m.load.value = 0.0  # the other process ended
+    notes = m.run(gov, 2000)
+    assert gov.current == 2 and m.applied == [1, 2]
+    assert "training on 2 threads now" in notes[0]
+
+
+def test_a_count_that_is_not_faster_is_refused_and_retried_only_later():
+    slow_one = {(2, 1): 0.010, (1, 1): 0.020}  # e.g. the other process is niced: 2 stays best
+    m = Machine(slow_one, others=1.0)
+    gov = m.governor(retry=60.0)
+    assert m.run(gov, 2000) == []  # 20 s: one trial, refused
+    assert gov.current == 2 and m.applied == [1, 2]
+    m.run(gov, 5000)  # 50 s more: the trial is repeated once the 60 s are over
+    assert m.applied == [1, 2, 1, 2]
+
+
+def test_the_first_step_after_a_change_is_not_counted():
+    m = Machine(SPEED, others=1.0)
+    gov = m.governor(min_steps=3, interval=0.0)
+    for dt in (0.04, 0.04, 0.04):  # a window at 2 threads
+        gov.after_step(dt)
+    assert gov.current == 1  # on trial
+    for dt in (5.0, 0.016, 0.016):  # the first step at the new count warms up (say, a page-in)
+        note = gov.after_step(dt)
+    assert note and gov.current == 1
+
+
+def test_wanted_counts_the_cores_others_leave():
+    gov = perf.ThreadGovernor(16, lambda n: None, load=FakeLoad(0.0), cpus=16)
+    assert [gov.wanted(x) for x in (0.0, 0.4, 0.6, 1.0, 3.2, 15.9, 40.0)] == [
+        16,
+        16,
+        15,
+        15,
+        13,
+        1,
+        1,
+    ]
+    small = perf.ThreadGovernor(4, lambda n: None, load=FakeLoad(0.0), cpus=16)
+    assert small.wanted(0.0) == 4  # never more than it started with
+
+
+def test_system_load_reads_the_affinity_cpus_minus_this_process(tmp_path, monkeypatch):
+    stat = tmp_path / "stat"
+    tick = perf.os.sysconf("SC_CLK_TCK")
+
+    def write(busy0, busy1, busy5):  # user nice system idle iowait irq softirq steal
+        lines = ["cpu  1 2 3 4 5 6 7 8"]
+        for cpu, busy in ((0, busy0), (1, busy1), (5, busy5)):
+            lines.append(f"cpu{cpu} {busy} 0 0 1000 7 0 0 0 0 0")
+        stat.write_text("\n".join(lines) + "\n")
+
+    clock, cpu = [100.0], [10.0]
+    monkeypatch.setattr(perf.time, "perf_counter", lambda: clock[0])
+    monkeypatch.setattr(perf.time, "process_time", lambda: cpu[0])
+    write(0, 0, 0)
+    load = perf.SystemLoad(cpus=[0, 1], stat=str(stat))
+    clock[0] += 2.0  # 2 s: 3 core-seconds busy on cpu0+cpu1, 1 of them ours; cpu5 is not ours
+    cpu[0] += 1.0
+    write(2 * tick, 1 * tick, 50 * tick)
+    assert load.others() == pytest.approx(1.0)
+    assert perf.SystemLoad(stat=str(tmp_path / "missing")).others() is None
+
+
+def test_the_loop_tells_the_governor_each_step_and_logs_the_count():
+    config = tiny_config(steps=8, log_every=4, sample_every=100, checkpoint_every=100)
+    state = types.SimpleNamespace(config=config, step=0, elapsed=0.0, extra={}, group=Solo())
+    seen, notes, logs = [], [], []
+
+    class Gov:
+        current = 2
+
+        def after_step(self, seconds):
+            seen.append(seconds)
+            if len(seen) == 3:
+                self.current = 1
+                return "training on 1 thread now"
+            return None
+
+    engine = types.SimpleNamespace(
+        feeder=lambda s, d: lambda idx: idx,
+        train_step=lambda s, i: {"loss_d": 0.5},
+        grid=lambda s: np.zeros((1, 1, 28, 28), np.uint8),
+    )
+    hooks = loop.Hooks(on_log=logs.append, on_warning=notes.append, threads=Gov())
+    assert loop.loop(engine, state, _Data(), hooks) == "done"
+    assert len(seen) == 8 and all(s >= 0 for s in seen)
+    assert notes == ["training on 1 thread now"]
+    assert [r["threads"] for r in logs] == [1, 1]
+
+
+class _Data:
+    def __len__(self):
+        return 400
+
+
+def test_threads_option(monkeypatch):
+    torch_engine = pytest.importorskip("dcgan.torch_engine")
+    before = torch_engine.cpu_threads()
+    try:
+        assert loop._threads(torch_engine, 1, "cpu", Solo()) is None
+        assert torch_engine.cpu_threads() == 1
+        torch_engine.cpu_threads(before)
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+        gov = loop._threads(torch_engine, "auto", "cpu", Solo())
+        assert isinstance(gov, perf.ThreadGovernor) and gov.current == before
+        assert loop._threads(torch_engine, "auto", "cuda:0", Solo()) is None
+        monkeypatch.setenv("OMP_NUM_THREADS", "2")  # the user (or torchrun) chose
+        assert loop._threads(torch_engine, "auto", "cpu", Solo()) is None
+    finally:
+        torch_engine.cpu_threads(before)
+    from dcgan.numpy_engine import train as numpy_engine
+
+    assert loop._threads(numpy_engine, "auto", "cpu", Solo()) is None
+    for bad in (0, -1, "many", 2.5, True):
+        with pytest.raises(UsageError, match="--threads"):
+            loop._threads(torch_engine, bad, "cpu", Solo())
+    with pytest.raises(UsageError, match="torch engine"):
+        loop._threads(numpy_engine, 2, "cpu", Solo())
