@@ -5,8 +5,14 @@
 #   2. the reference (pytorch/examples on a JPEG folder) vs our engine at 64 px, batch 64/128
 #   3. the 28/32 px nets, generation throughput, torch.compile
 #   4. with several GPUs: the 2-GPU DDP test and DDP throughput at 1, 2 and all GPUs
+# Everything it prints also goes to one summary file: $OUT/gpu_check.txt under the device tool,
+# else bench/gpu_check.txt (SUMMARY=path overrides), headed by the date, GPU, torch and commit.
 set -euo pipefail
 export PYTHONUNBUFFERED=1
+SUMMARY=${SUMMARY:-${OUT:-bench}/gpu_check.txt}
+exec > >(tee "$SUMMARY") 2>&1
+echo "gpu_check $(date -u +%FT%TZ) commit $(git rev-parse --short HEAD 2>/dev/null || echo ?)"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 DATA=${DATA:-../shared/datasets/cifar10_test}
 if [ ! -d "$DATA" ]; then  # the device copy may lack ../shared: 10,000 JPEGs from the digits
     DATA=/tmp/dcgan-digits-jpeg
