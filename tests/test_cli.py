@@ -116,7 +116,7 @@ def test_mlp_model(tmp_path):
         (["train", "--batch-size", "0"], 2, "positive"),
         (["train", "--batch-size", "abc"], 2, "not an integer"),
         (["train", "--loss", "nope"], 2, "invalid choice"),
-        (["train", "--threads", "many"], 2, "auto or a positive integer"),
+        (["train", "--threads", "many"], 2, "'auto' or a positive integer"),
         (["train", "--threads", "2", "--engine", "numpy"], 2, "torch engine"),
         (["generate", "/no/such/run"], 1, "does not exist"),
         (["generate", "."], 1, "not a dcgan run directory"),

@@ -22,6 +22,22 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def positive_int_or(word: str, value):
+    """An argparse type: `word` (which parses to `value`) or a positive integer."""
+
+    def parse(text: str):
+        if text == word:
+            return value
+        try:
+            return positive_int(text)
+        except argparse.ArgumentTypeError:
+            raise argparse.ArgumentTypeError(
+                f"must be '{word}' or a positive integer, got {text!r}"
+            ) from None
+
+    return parse
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)

@@ -3,22 +3,10 @@ config.json), an ONNX file (onnxruntime, the `onnx` extra) or a TorchScript file
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-from . import positive_int
-
-
-def _batch(text: str) -> int | None:
-    if text == "dynamic":
-        return None
-    try:
-        return positive_int(text)
-    except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(
-            f"must be 'dynamic' or a positive integer, got {text!r}"
-        ) from None
+from . import positive_int_or
 
 
 def register(sub) -> None:
@@ -41,7 +29,7 @@ def register(sub) -> None:
     )
     p.add_argument(
         "--batch",
-        type=_batch,
+        type=positive_int_or("dynamic", None),
         default=None,
         metavar="dynamic|N",
         help="onnx/torchscript: any batch size (dynamic, the default) or exactly N",

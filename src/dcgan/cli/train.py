@@ -28,7 +28,7 @@ from ..draw import check_seed
 from ..errors import UsageError
 from ..runner import RESUMABLE, Callbacks
 from ..tracking import progress_mode
-from . import positive_float, positive_int
+from . import positive_float, positive_int, positive_int_or
 from .eval import add_train_options, eval_metrics_option
 
 # Training flags that belong to the run's config: None means "not given" (the config default, or
@@ -160,7 +160,7 @@ def register(sub) -> None:
     p.add_argument("--device", choices=DEVICES, help="where to train (default auto)")
     p.add_argument(
         "--threads",
-        type=_threads,
+        type=positive_int_or("auto", "auto"),
         help="CPU threads: auto (default: fewer while other processes take cores) or a fixed "
         "number, which keeps a run bit-exact under any load",
     )
@@ -300,17 +300,6 @@ def _config_from_args(args) -> RunConfig:
         train=train,
     )
     return config.validate()
-
-
-def _threads(text: str) -> int | str:
-    if text == "auto":
-        return text
-    try:
-        return positive_int(text)
-    except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(
-            f"must be auto or a positive integer, not {text!r}"
-        ) from None
 
 
 def run(args) -> int:
