@@ -11,22 +11,24 @@ cifar64 (the CIFAR-10 JPEGs of /work/shared/datasets/cifar10_test, or cifar32=FO
   sn                        spectral norm on every D weight
   dnone|dlayer              D without BatchNorm / with GroupNorm(1)
   da | da=color/translation the DiffAugment policy (default color,translation,cutout)
-  r1=G [r1every=K]          R1 on the reals, weight G/2 (lazy: every K steps, scaled by K)
+  r1=G                      R1 on the reals, weight G/2
   lr=X lrg=X lrd=X          learning rates in units of 1e-4
   beta=B1/B2                Adam's betas
   w=N g=N d=N b=N           widths, batch size
   ema=D                     an EMA generator (decay D), sampled after recalibrate_bn
+  bf16                      bf16 autocast of the convolutions (--precision bf16)
   lin                       learning rates decayed linearly to 0 over the run
+  tail=F                    constant, then decayed linearly to 0 over the run's last share F
 
 Digits are scored with the digits metric (FD, confident share, classes) and the steps and
 training seconds to the first evaluation at FD <= 100 and <= 50; the other sets with SWD against
 the real images (with two references: uniform noise, and a second real subset). Grids of the
 first 64 eval samples go to OUT/grids/. Training seconds exclude scoring.
 
-The levers the library's train_step does not have yet (DiffAugment, R1, schedules) run in
-`recipe_step` below, written as torch_engine.train_step should read once they are TrainConfig
-fields; the rest is the library: `torch_engine.create_state`, `runner.loop` (the loop
-`dcgan.train` runs, with its step inputs drawn from (seed, step, critic)), models and losses.
+Every lever is a config field of the library except the learning-rate schedules (lin, tail),
+which the bench applies before each `torch_engine.train_step`; the rest is the library:
+`torch_engine.create_state`, `runner.loop` (the loop `dcgan.train` runs, with its step inputs
+drawn from (seed, step, critic)), models and losses.
 """
 
 from __future__ import annotations
@@ -47,23 +49,20 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from dcgan import draw, torch_engine  # noqa: E402
-from dcgan.augment import (  # noqa: E402
-    FAKE,
-    G_FAKE,
-    REAL,
-    apply_params,
-    augment_rng,
-    draw_params,
-    parse_policy,
-)
-from dcgan.config import ModelConfig, RunConfig, TrainConfig, size_defaults  # noqa: E402
+from dcgan.config import (  # noqa: E402
+    DIFF_AUGMENT,
+    ModelConfig,
+    RunConfig,
+    TrainConfig,
+    size_defaults,
+)  # noqa: E402
 from dcgan.datasets import load_digits, load_source  # noqa: E402
 from dcgan.ema import recalibrate_bn  # noqa: E402
 from dcgan.images import make_grid, save_png, upscale_nearest  # noqa: E402
-from dcgan.losses import LOSSES, gradient_penalty, r1_from_logits  # noqa: E402
+from dcgan.losses import LOSSES  # noqa: E402
 from dcgan.metrics import Evaluator  # noqa: E402
-from dcgan.runner import Hooks, ema_decay, loop, total_steps  # noqa: E402
-from dcgan.torch_engine import create_state, generate, update_ema  # noqa: E402
+from dcgan.runner import Hooks, loop, total_steps  # noqa: E402
+from dcgan.torch_engine import create_state, generate  # noqa: E402
 
 CIFAR = "/work/shared/datasets/cifar10_test"
 PRESETS = {
@@ -81,10 +80,8 @@ class Recipe:
     name: str
     model: dict
     train: dict
-    augment: tuple[str, ...] = ()
-    r1_gamma: float = 0.0
-    r1_every: int = 1
     linear_decay: bool = False
+    tail: float = 0.0  # decay the learning rates linearly to 0 over this last share of the run
 
 
 def parse_recipe(name: str, kind: str, image_size: int) -> Recipe:
@@ -103,13 +100,9 @@ def parse_recipe(name: str, kind: str, image_size: int) -> Recipe:
         elif key in ("dnone", "dlayer"):
             model["d_norm"] = key[1:]
         elif key == "da":
-            extra["augment"] = parse_policy(
-                value.replace("/", ",") if value else "color,translation,cutout"
-            )
+            train["augment"] = value.replace("/", ",") if value else DIFF_AUGMENT
         elif key == "r1":
-            extra["r1_gamma"] = float(value)
-        elif key == "r1every":
-            extra["r1_every"] = int(value)
+            train["r1_gamma"] = float(value)
         elif key in ("lr", "lrg", "lrd"):
             for side in {"lr": "gd", "lrg": "g", "lrd": "d"}[key]:
                 train[f"lr_{side}"] = float(value) * 1e-4
@@ -123,86 +116,33 @@ def parse_recipe(name: str, kind: str, image_size: int) -> Recipe:
             train["batch_size"] = int(value)
         elif key == "ema":
             train |= {"ema": True, "ema_decay": float(value)}
+        elif key == "bf16":
+            train["precision"] = "bf16"
         elif key == "lin":
             extra["linear_decay"] = True
+        elif key == "tail":
+            extra["tail"] = float(value)
         else:
             raise SystemExit(f"unknown recipe token {token!r} in {name!r}")
     return Recipe(name, model, train, **extra)
 
 
-def recipe_step(state, inputs, recipe: Recipe, total: int) -> dict:
-    """torch_engine.train_step with the recipe's levers: one G update after len(inputs.reals) D
-    updates. Every draw is a function of (seed, step, critic index): z and the GP weights come
-    in `inputs` (runner.step_inputs), the augmentations from augment_rng, drawn for the global
-    batch and sharded by rank like z.
-    """
+def set_learning_rates(state, recipe: Recipe, total: int) -> None:
+    """The recipe's schedule: the configured rates, scaled down linearly to 0 over the run
+    (lin) or over its last share (tail=F); nothing without one."""
+    if not (recipe.linear_decay or recipe.tail):
+        return
     cfg = state.config.train
-    loss = LOSSES[cfg.loss]
-    G, D, device = state.g_train, state.d_train, state.device
-    seed, step = cfg.seed, state.step
-    if recipe.linear_decay:
-        for opt, lr in ((state.opt_g, cfg.lr_g), (state.opt_d, cfg.lr_d)):
-            for group in opt.param_groups:
-                group["lr"] = lr * (1 - step / total)
-
-    def aug(x: torch.Tensor, k: int, purpose: int) -> torch.Tensor:
-        if not recipe.augment:
-            return x
-        _, c, h, w = x.shape
-        rng = augment_rng(seed, step, k, purpose)
-        params = draw_params(recipe.augment, cfg.batch_size, c, h, w, rng)
-        return apply_params(x, params.shard(state.group.rank, state.group.world))
-
-    def on_device(a: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(a).to(device)
-
-    one_critic = len(inputs.reals) == 1
-    r1_now = recipe.r1_gamma > 0 and step % recipe.r1_every == 0
-    for k, x_real in enumerate(inputs.reals):
-        x_real = x_real.contiguous(memory_format=torch.channels_last)
-        with torch.set_grad_enabled(one_critic):  # critic-only fakes need no graph for G
-            fake = G(on_device(inputs.z[k]))
-        if r1_now:
-            x_real = x_real.detach().requires_grad_(True)
-        logits_real = D(aug(x_real, k, REAL))
-        logits_fake = D(aug(fake.detach(), k, FAKE))
-        loss_d = loss.d_loss(logits_real, logits_fake)
-        if loss.gradient_penalty:
-            alpha = on_device(inputs.gp_weights[k])
-            loss_d = loss_d + cfg.gp_weight * gradient_penalty(
-                state.discriminator, x_real.detach(), fake.detach(), alpha
-            )
-        if r1_now:  # lazy R1 (every r1_every steps) is scaled up to keep its average weight
-            r1 = r1_from_logits(logits_real, x_real)
-            loss_d = loss_d + recipe.r1_gamma / 2 * recipe.r1_every * r1
-        state.opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        state.opt_d.step()
-    if not one_critic:
-        fake = G(on_device(inputs.z[-1]))
-    D_plain = state.discriminator
-    D_plain.requires_grad_(False)  # D's weights get no gradient from G's loss
-    try:
-        loss_g = loss.g_loss(D_plain(aug(fake, len(inputs.reals) - 1, G_FAKE)))
-        state.opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        state.opt_g.step()
-    finally:
-        D_plain.requires_grad_(True)
-    if state.generator_ema is not None:
-        update_ema(state.generator_ema, state.generator, ema_decay(step, cfg.ema_decay))
-    score = torch.sigmoid if loss.probabilities else (lambda t: t)
-    return {
-        "loss_d": loss_d.detach(),
-        "loss_g": loss_g.detach(),
-        "d_real": score(logits_real.detach()).mean(),
-        "d_fake": score(logits_fake.detach()).mean(),
-    }
+    share = 1.0 if recipe.linear_decay else recipe.tail
+    scale = min(1.0, (total - state.step) / (share * total))
+    for opt, lr in ((state.opt_g, cfg.lr_g), (state.opt_d, cfg.lr_d)):
+        for group in opt.param_groups:
+            group["lr"] = lr * scale
 
 
 class RecipeEngine:
-    """The torch engine with `recipe_step` as its step (runner.loop calls feeder, train_step and
-    grid)."""
+    """The torch engine with the recipe's learning-rate schedule before each step (runner.loop
+    calls feeder, train_step and grid)."""
 
     name = "torch"
 
@@ -213,7 +153,8 @@ class RecipeEngine:
         return torch_engine.feeder(state, data)
 
     def train_step(self, state, inputs):
-        return recipe_step(state, inputs, self.recipe, self.total)
+        set_learning_rates(state, self.recipe, self.total)
+        return torch_engine.train_step(state, inputs)
 
     def grid(self, state):
         return np.zeros((0, 1, 1, 1), np.uint8)  # the bench saves its own grids

@@ -117,10 +117,18 @@ def step_flops(cfg: ModelConfig, batch: int, d_weight_grads_in_g_step: bool) -> 
 
 
 class Reference:
-    """bench/baseline_pytorch_examples.py: JPEG folder, DataLoader (2 workers), Sigmoid+BCELoss."""
+    """bench/baseline_pytorch_examples.py: JPEG folder, DataLoader (2 workers), Sigmoid+BCELoss;
+    compute_only: its step over 8 batches decoded up front (no loader in the timed loop)."""
 
-    def __init__(self, batch: int, image_size: int = 64):
-        self.trainer = ExamplesTrainer(ARGS.data, batch, image_size, workers=2, device=ARGS.device)
+    def __init__(self, batch: int, image_size: int = 64, compute_only: bool = False):
+        self.trainer = ExamplesTrainer(
+            ARGS.data,
+            batch,
+            image_size,
+            workers=2,
+            device=ARGS.device,
+            compute_only=8 if compute_only else 0,
+        )
         self.flops = step_flops(NET64, batch, d_weight_grads_in_g_step=True)
         self.batch = batch
 
@@ -203,6 +211,7 @@ def compare(cache: Path) -> None:
             f"64 px identical net, batch {batch}",
             {
                 "reference (examples/dcgan)": Reference(batch),
+                "reference, compute only": Reference(batch, compute_only=True),
                 "engine fp32": Engine(data, NET64, batch, channels_last=False),
                 "engine fp32 channels_last": Engine(data, NET64, batch, channels_last=True),
                 "engine bf16 channels_last": Engine(
