@@ -2,6 +2,10 @@
 
     python bench/bench_quality.py --data digits --recipe today --recipe hinge+sn+da \\
         [--steps 1500 | --seconds 120] [--eval-every 250] [--num 2000] [--out bench/quality]
+        [--threads N|auto] [--busy N]
+
+--threads auto trains under `dcgan train`'s thread governor; --busy N runs N busy processes
+(`python -c "while True: pass"`) throughout, for the time to quality under load.
 
 --data: digits (28 px), icons=FOLDER (64 px; make one with bench/make_icons.py), cifar32,
 cifar64 (the CIFAR-10 JPEGs of /work/shared/datasets/cifar10_test, or cifar32=FOLDER).
@@ -37,6 +41,7 @@ import argparse
 import copy
 import json
 import re
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -61,13 +66,15 @@ from dcgan.ema import recalibrate_bn  # noqa: E402
 from dcgan.images import make_grid, save_png, upscale_nearest  # noqa: E402
 from dcgan.losses import LOSSES  # noqa: E402
 from dcgan.metrics import Evaluator  # noqa: E402
+from dcgan.perf import ThreadGovernor  # noqa: E402
 from dcgan.runner import Hooks, loop, total_steps  # noqa: E402
 from dcgan.torch_engine import create_state, generate  # noqa: E402
 
 CIFAR = "/work/shared/datasets/cifar10_test"
 PRESETS = {
-    "today": "bce",  # the current default (size_defaults at 28 px: width 32, lr 6e-4)
-    "paper": "bce+w=64+lr=2",  # pytorch/examples' settings
+    "default": "bce",  # the current default (size_defaults: at 28 px width 32, batch 128, TTUR)
+    "today": "bce+b=64+lr=6",  # the 28 px default before issue 12: batch 64, lr 6e-4 for both
+    "paper": "bce+w=64+lr=2+b=64",  # pytorch/examples' settings
     "hinge-sn": "hinge+sn+dnone+beta=0.5/0.999",
     "hinge-sn-da": "hinge+sn+dnone+da",
     "bce-da": "bce+da",
@@ -89,7 +96,7 @@ def parse_recipe(name: str, kind: str, image_size: int) -> Recipe:
     extra: dict = {}
     for token in PRESETS.get(name, name).split("+"):
         key, _, value = token.partition("=")
-        if key == "today":
+        if key == "default":
             continue
         if key in LOSSES or key == "wgan":
             train["loss"] = "wgan-gp" if key == "wgan" else key
@@ -226,7 +233,12 @@ def run(dataset: str, data, recipe: Recipe, args, evaluator) -> dict:
     def should_stop() -> bool:
         return args.seconds is not None and train_seconds() > args.seconds
 
-    hooks = Hooks(evaluate=evaluate, eval_every=args.eval_every, should_stop=should_stop)
+    governor = None
+    if args.threads == "auto":  # what `dcgan train` does on a CPU by default
+        governor = ThreadGovernor(torch_engine.cpu_threads(), torch_engine.cpu_threads)
+    hooks = Hooks(
+        evaluate=evaluate, eval_every=args.eval_every, should_stop=should_stop, threads=governor
+    )
     engine = RecipeEngine(recipe, total_steps(config, len(data)))
     status = loop(engine, state, data, hooks)
     if status == "diverged":
@@ -257,12 +269,22 @@ def main(argv=None) -> int:
     p.add_argument("--eval-every", type=int, default=250)
     p.add_argument("--num", type=int, default=2000, help="samples per evaluation")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int)
+    p.add_argument("--threads", help="a torch thread count, or auto: dcgan train's governor")
+    p.add_argument("--busy", type=int, default=0, help="busy processes running meanwhile")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "quality")
     p.add_argument("--cache-dir", type=Path)
     args = p.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    if args.threads and args.threads != "auto":
+        torch.set_num_threads(int(args.threads))
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy)]
+    try:
+        return run_all(args)
+    finally:
+        for hog in hogs:
+            hog.kill()
+
+
+def run_all(args) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     for spec in args.data or ["digits"]:
         dataset, data = load_data(spec, args.cache_dir)

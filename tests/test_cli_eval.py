@@ -109,7 +109,7 @@ def test_compare_shows_both_runs_metrics_and_config_differences(digits_run, tmp_
     rows = {line.split()[0]: line.split()[1:] for line in out.splitlines() if line.strip()}
     assert rows["run"] == ["d", "other"]
     assert rows["step"] == ["4", "3"]
-    assert rows["train.lr_g"] == ["0.0006", "0.001"]  # the 28 px default, then --lr
+    assert rows["train.lr_g"] == ["0.0008", "0.001"]  # the 28 px default, then --lr
     assert rows["train.steps"] == ["4", "3"]
     assert "model.latent_dim" not in rows  # equal keys are left out
     assert "[dcgan eval]" in out and rows["swd"][1] != "-"
