@@ -10,7 +10,9 @@
 --data: digits (28 px), icons=FOLDER (64 px; make one with bench/make_icons.py), cifar32,
 cifar64 (the CIFAR-10 JPEGs of /work/shared/datasets/cifar10_test, or cifar32=FOLDER).
 --recipe: a preset name (see PRESETS) or "+"-joined tokens over the net's defaults
-(`config.size_defaults`, bce, Adam(lr, beta 0.5, 0.999)):
+(`config.recipe_defaults`, bce, Adam(lr, beta 0.5, 0.999)); the token paper starts from the
+paper's recipe instead. Presets: default (what `dcgan train` uses), paper (`--recipe paper`),
+today (the 28 px default before issue 12: width 32, batch 64, lr 6e-4 for both), and others.
   bce|lsgan|hinge|wgan      the loss (wgan: wgan-gp, 5 critic steps)
   sn                        spectral norm on every D weight
   dnone|dlayer              D without BatchNorm / with GroupNorm(1)
@@ -59,7 +61,7 @@ from dcgan.config import (  # noqa: E402
     ModelConfig,
     RunConfig,
     TrainConfig,
-    size_defaults,
+    recipe_defaults,
 )  # noqa: E402
 from dcgan.datasets import load_digits, load_source  # noqa: E402
 from dcgan.ema import recalibrate_bn  # noqa: E402
@@ -72,9 +74,9 @@ from dcgan.torch_engine import create_state, generate  # noqa: E402
 
 CIFAR = "/work/shared/datasets/cifar10_test"
 PRESETS = {
-    "default": "bce",  # the current default (size_defaults: at 28 px width 32, batch 128, TTUR)
+    "default": "bce",  # the current default (config.recipe_defaults "default")
     "today": "bce+b=64+lr=6",  # the 28 px default before issue 12: batch 64, lr 6e-4 for both
-    "paper": "bce+w=64+lr=2+b=64",  # pytorch/examples' settings
+    "paper": "paper",  # Radford et al.'s settings (widths 64, lr 2e-4, batch 64)
     "hinge-sn": "hinge+sn+dnone+beta=0.5/0.999",
     "hinge-sn-da": "hinge+sn+dnone+da",
     "bce-da": "bce+da",
@@ -92,11 +94,14 @@ class Recipe:
 
 
 def parse_recipe(name: str, kind: str, image_size: int) -> Recipe:
-    model, train = size_defaults(kind, image_size)
+    model, train = recipe_defaults("default", kind, image_size)
     extra: dict = {}
     for token in PRESETS.get(name, name).split("+"):
         key, _, value = token.partition("=")
         if key == "default":
+            continue
+        if key == "paper":  # start again from the paper's recipe (config.recipe_defaults)
+            model, train = recipe_defaults("paper", kind, image_size)
             continue
         if key in LOSSES or key == "wgan":
             train["loss"] = "wgan-gp" if key == "wgan" else key
