@@ -24,15 +24,15 @@ from digit_judge import judge, train_judge
 STEPS = 1000
 
 
-@pytest.mark.slow
-def test_default_recipe_learns_digits(tmp_path):
-    data = load_digits()
-    model_defaults, train_defaults = size_defaults("dcgan", 28)  # what `dcgan train` uses
+def train_default(kind: str, steps: int, data, num: int):
+    """`steps` of the net's default recipe (what `dcgan train --model KIND` uses), then `num`
+    samples from fixed latents."""
+    model_defaults, train_defaults = size_defaults(kind, 28)
     config = RunConfig(
-        model=ModelConfig(**model_defaults),
+        model=ModelConfig(kind=kind, **model_defaults),
         train=TrainConfig(
             **train_defaults,
-            steps=STEPS,
+            steps=steps,
             log_every=100,
             sample_every=10**9,
             checkpoint_every=10**9,
@@ -40,7 +40,13 @@ def test_default_recipe_learns_digits(tmp_path):
     ).validate()
     state = create_state(config, torch.device("cpu"))
     fit(state, data)
-    images = generate(state.sampler, latents(1000, config.model.latent_dim, seed=123))
+    return generate(state.sampler, latents(num, config.model.latent_dim, seed=123))
+
+
+@pytest.mark.slow
+def test_default_recipe_learns_digits(tmp_path):
+    data = load_digits()
+    images = train_default("dcgan", STEPS, data, 1000)
     save_png(tmp_path / "samples.png", make_grid(images[:64]))  # for a look when it fails
 
     net, accuracy = train_judge()
@@ -65,20 +71,7 @@ def test_mlp_gan_learns_the_digits():
     test asks for 9 classes), against ~1,640 for noise; the whole default run reaches coverage 10
     and FD 89 (bench/README.md, "The MLP GAN's default run")."""
     data = load_digits()
-    model_defaults, train_defaults = size_defaults("mlp", 28)
-    config = RunConfig(
-        model=ModelConfig(kind="mlp", **model_defaults),
-        train=TrainConfig(
-            **train_defaults,
-            steps=1000,
-            log_every=100,
-            sample_every=10**9,
-            checkpoint_every=10**9,
-        ),
-    ).validate()
-    state = create_state(config, torch.device("cpu"))
-    fit(state, data)
-    images = generate(state.sampler, latents(2000, config.model.latent_dim, seed=123))
+    images = train_default("mlp", 1000, data, 2000)
     scores = compute_metrics(images, data, names=("digits",))
     print("mlp", {k: round(v, 3) for k, v in scores.items()})
     assert scores["digits_coverage"] >= 9
