@@ -35,9 +35,9 @@ def size_defaults(kind: str, image_size: int) -> tuple[dict[str, Any], dict[str,
 
     The 28 px DCGAN (the bundled digits and the MNIST-likes) trains at width 32, batch 128, two
     time-scales (lr_g 8e-4, lr_d 1.6e-3) for 50 epochs: measured on the digits at equal training
-    time (bench/README.md, "Quality recipes"), 150 s of it reach digits FD 24 where the previous
-    recipe (batch 64, lr 6e-4 for both) reached 42, and width 32 runs 2.3x the images per second
-    of width 64. Every other net keeps the paper's settings (ngf = ndf = 64, lr 2e-4, batch 64,
+    time (bench/README.md, "Digits at equal training time"), 150 s of it reach digits FD 23.9 /
+    40.0 / 32.2 (seeds 0-2) where the previous recipe (batch 64, lr 6e-4 for both) reached 42.2 /
+    34.7 / 45.2, and width 32 runs 2.3x the images per second of width 64. Every other net keeps the paper's settings (ngf = ndf = 64, lr 2e-4, batch 64,
     20 epochs).
     """
     if kind == "dcgan" and image_size == 28:
