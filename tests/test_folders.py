@@ -197,7 +197,12 @@ def test_a_signal_during_decoding_leaves_nothing_behind(tmp_path, signame):
         if partial and len(_marked_pids(marker)) >= 4:  # dcgan, tracker, forkserver, a worker
             break
         time.sleep(0.05)
-    assert proc.poll() is None, "decoding finished before the signal: make the folder larger"
+    if proc.poll() is not None:  # say why: an early exit (an error) or decoding outran the loop
+        out, err = proc.communicate()
+        pytest.fail(
+            f"dcgan data prepare ended before the signal (exit {proc.returncode}): "
+            f"{err.strip()[-2000:] or out.strip()[-2000:]}"
+        )
     if signame == "SIGINT":
         os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: the whole group
     else:
