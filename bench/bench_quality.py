@@ -62,7 +62,7 @@ from dcgan.config import (  # noqa: E402
     RunConfig,
     TrainConfig,
     recipe_defaults,
-)  # noqa: E402
+)
 from dcgan.datasets import load_digits, load_source  # noqa: E402
 from dcgan.ema import recalibrate_bn  # noqa: E402
 from dcgan.images import make_grid, save_png, upscale_nearest  # noqa: E402
@@ -89,7 +89,6 @@ class Recipe:
     name: str
     model: dict
     train: dict
-    linear_decay: bool = False
     tail: float = 0.0  # decay the learning rates linearly to 0 over this last share of the run
 
 
@@ -130,8 +129,8 @@ def parse_recipe(name: str, kind: str, image_size: int) -> Recipe:
             train |= {"ema": True, "ema_decay": float(value)}
         elif key == "bf16":
             train["precision"] = "bf16"
-        elif key == "lin":
-            extra["linear_decay"] = True
+        elif key == "lin":  # the whole run: tail=1
+            extra["tail"] = 1.0
         elif key == "tail":
             extra["tail"] = float(value)
         else:
@@ -142,11 +141,10 @@ def parse_recipe(name: str, kind: str, image_size: int) -> Recipe:
 def set_learning_rates(state, recipe: Recipe, total: int) -> None:
     """The recipe's schedule: the configured rates, scaled down linearly to 0 over the run
     (lin) or over its last share (tail=F); nothing without one."""
-    if not (recipe.linear_decay or recipe.tail):
+    if not recipe.tail:
         return
     cfg = state.config.train
-    share = 1.0 if recipe.linear_decay else recipe.tail
-    scale = min(1.0, (total - state.step) / (share * total))
+    scale = min(1.0, (total - state.step) / (recipe.tail * total))
     for opt, lr in ((state.opt_g, cfg.lr_g), (state.opt_d, cfg.lr_d)):
         for group in opt.param_groups:
             group["lr"] = lr * scale
