@@ -20,6 +20,8 @@ import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "src"))
+from dcgan.perf import cpu_kind  # noqa: E402 (imports no torch)
 
 
 def worker(args) -> None:
@@ -83,6 +85,7 @@ def main() -> None:
     args = p.parse_args()
     if args.worker:
         return worker(args)
+    print(cpu_kind(), flush=True)
     args.runs_dir = tempfile.mkdtemp(prefix="bench_ddp-")
     threads_each = max(1, args.threads // args.nproc) if args.device == "cpu" else 1
     solo, ddp = [], []

@@ -24,6 +24,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from dcgan.perf import cpu_kind  # noqa: E402 (imports no torch)
+
 CORES = str(len(os.sched_getaffinity(0)))
 POLICIES = {  # name: (environment, train arguments)
     "dcgan": ({}, []),
@@ -99,6 +102,7 @@ def main() -> None:
     p.add_argument("--policies", default="dcgan,fixed,threads1")
     p.add_argument("--concurrent", action="store_true", help="also two runs at once")
     args = p.parse_args()
+    print(f"{cpu_kind()}, {args.size} px, loads {args.loads}", flush=True)
     out = Path(tempfile.mkdtemp(prefix="bench_load-"))
     if args.size != 28:
         args.folder = str(out / "pics")

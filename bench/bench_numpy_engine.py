@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
-import platform
 import statistics
 import sys
 import time
@@ -52,6 +51,7 @@ if _clean_env(_parse_args().threads) != dict(os.environ):
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from dcgan.config import ModelConfig, RunConfig, TrainConfig  # noqa: E402
+from dcgan.perf import cpu_kind  # noqa: E402
 
 BATCH = 64
 SEED_NET = ModelConfig(image_size=64, channels=3, latent_dim=100, g_features=32, d_features=32)
@@ -269,7 +269,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     print(
-        f"{platform.machine()}, {os.cpu_count()} CPUs, numpy {np.__version__}, "
+        f"{cpu_kind()}, numpy {np.__version__}, "
         f"torch {torch.__version__} ({torch.get_num_threads()} threads), batch {BATCH}, "
         f"load avg before {os.getloadavg()[0]:.2f}"
     )

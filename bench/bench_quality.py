@@ -68,7 +68,7 @@ from dcgan.ema import recalibrate_bn  # noqa: E402
 from dcgan.images import make_grid, save_png, upscale_nearest  # noqa: E402
 from dcgan.losses import LOSSES  # noqa: E402
 from dcgan.metrics import Evaluator  # noqa: E402
-from dcgan.perf import ThreadGovernor  # noqa: E402
+from dcgan.perf import ThreadGovernor, cpu_kind  # noqa: E402
 from dcgan.runner import Hooks, loop, total_steps  # noqa: E402
 from dcgan.torch_engine import create_state, generate  # noqa: E402
 
@@ -289,6 +289,7 @@ def main(argv=None) -> int:
 
 def run_all(args) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
+    print(f"{cpu_kind()}, threads {args.threads}, busy {args.busy}", flush=True)
     for spec in args.data or ["digits"]:
         dataset, data = load_data(spec, args.cache_dir)
         names = ("digits",) if dataset == "digits" else ("swd",)

@@ -17,7 +17,6 @@ import argparse
 import dataclasses
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -64,6 +63,7 @@ from torch import nn  # noqa: E402
 from dcgan import torch_engine as T  # noqa: E402
 from dcgan.config import DataConfig, ModelConfig, RunConfig, TrainConfig  # noqa: E402
 from dcgan.datasets import load_source  # noqa: E402
+from dcgan.perf import cpu_kind  # noqa: E402
 from dcgan.sampling import Sampler, auto_batch_size, sample  # noqa: E402
 
 NET64 = ModelConfig(image_size=64, channels=3, latent_dim=100, g_features=64, d_features=64)
@@ -448,7 +448,7 @@ def main() -> int:
         malloc_ab()
         return 0
     print(
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, device "
+        f"{cpu_kind()}, device "
         f"{_device_name()}, torch "
         f"{torch.__version__}, {torch.get_num_threads()} threads, malloc {ARGS.malloc}, "
         f"{ARGS.rounds} rounds x {ARGS.steps} steps, load {os.getloadavg()}"

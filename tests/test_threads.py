@@ -186,3 +186,18 @@ def test_threads_option(monkeypatch):
             loop._threads(torch_engine, bad, "cpu", Solo())
     with pytest.raises(UsageError, match="torch engine"):
         loop._threads(numpy_engine, 2, "cpu", Solo())
+
+
+def test_cpu_kind_names_the_model_family_and_the_kernels_extensions(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(
+        "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\n"
+        "model name\t: AMD EPYC 9R14\nflags\t\t: fpu avx2 avx512f avx512_bf16\n\n"
+        "processor\t: 1\nmodel name\t: another block, not read\n"
+    )
+    kind = perf.cpu_kind(str(cpuinfo))
+    assert kind.startswith("AMD EPYC 9R14 (AuthenticAMD family 25 model 17), AVX-512, AVX512-BF16,")
+    assert "AMX" not in kind and "another" not in kind
+    assert kind.endswith(f"{len(perf.affinity_cpus())} cores")
+    # no /proc/cpuinfo (macOS, Windows): platform's name, still one line
+    assert perf.cpu_kind(str(tmp_path / "missing")).endswith("cores")

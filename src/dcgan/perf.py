@@ -61,6 +61,46 @@ def tune_malloc() -> bool:
     return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, _INT_MAX))
 
 
+# /proc/cpuinfo flags worth naming in a benchmark's header: they decide oneDNN's kernels
+_NAMED_FLAGS = (
+    ("avx512f", "AVX-512"),
+    ("avx512_bf16", "AVX512-BF16"),
+    ("avx512_fp16", "AVX512-FP16"),
+    ("amx_bf16", "AMX-BF16"),
+)
+
+
+def cpu_kind(cpuinfo: str = "/proc/cpuinfo") -> str:
+    """One line naming this CPU for a benchmark table: model name, vendor, family and model
+    (Zen 4 is AMD family 25, Zen 5 family 26), the vector extensions oneDNN chooses kernels by,
+    and the cores this process may use. Falls back to platform's answer off Linux."""
+    import platform
+
+    fields: dict[str, str] = {}
+    try:
+        with open(cpuinfo, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if not line.strip():
+                    break  # the first processor's block is enough
+                key, _, value = line.partition(":")
+                fields[key.strip()] = value.strip()
+    except OSError:
+        pass
+    name = fields.get("model name") or platform.processor() or platform.machine()
+    ident = " ".join(f"{k} {fields[k]}" for k in ("cpu family", "model") if k in fields).replace(
+        "cpu family", "family"
+    )
+    if "vendor_id" in fields:
+        ident = f"{fields['vendor_id']} {ident}".strip()
+    flags = set(fields.get("flags", "").split())
+    named = [label for flag, label in _NAMED_FLAGS if flag in flags]
+    parts = [name + (f" ({ident})" if ident else "")]
+    if named:
+        parts.append(", ".join(named))
+    parts.append(f"{len(affinity_cpus())} cores")
+    return ", ".join(parts)
+
+
 def affinity_cpus() -> list[int]:
     """The CPUs this process may run on (its affinity mask; all CPUs where there is none)."""
     if hasattr(os, "sched_getaffinity"):
