@@ -50,6 +50,10 @@ def train_cmd(args, out: Path, name: str, policy: str) -> list[str]:
     return cmd + POLICIES[policy][1]
 
 
+def batch_size(out: Path, name: str) -> int:
+    return json.loads((out / name / "config.json").read_text())["train"]["batch_size"]
+
+
 def rate(out: Path, name: str) -> float:
     lines = [json.loads(x) for x in (out / name / "stats.jsonl").read_text().splitlines()]
     rates = [r["img_per_s"] for r in lines if "img_per_s" in r][1:]
@@ -132,11 +136,12 @@ def main() -> None:
         for policy in policies:
             print(f"idle {policy} / fixed: {statistics.median(results[(policy, 0)]) / base:.2f}x")
     if args.concurrent:
+        batch = batch_size(out, "r1")  # the recipe's batch for this size (128 at 28 px)
         for policy in policies:
             solo = statistics.median(results[(policy, 0)])
             took = two_at_once(args, policy, out, f"two-{policy}")
             print(f"two runs at once, {policy}: {took:.0f} s for 2 x {args.steps} steps "
-                  f"(alone: {args.steps * 64 / solo:.0f} s each)")  # fmt: skip
+                  f"(alone: {args.steps * batch / solo:.0f} s of training each)")  # fmt: skip
 
 
 if __name__ == "__main__":
