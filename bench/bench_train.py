@@ -242,6 +242,25 @@ def _adam(**kw):
     return tweak
 
 
+def _outer_layers_nchw(state) -> None:
+    """channels_last per layer: the layers around the largest activations (G's last two
+    transposed convolutions and what lies between, D's first convolution and its LeakyReLU) run
+    NCHW, the rest channels_last; a format change at each border (a copy each way)."""
+
+    def to(fmt):
+        return lambda module, args: (args[0].contiguous(memory_format=fmt), *args[1:])
+
+    G, D = state.generator.main, state.discriminator.main
+    g_convs = [i for i, m in enumerate(G) if isinstance(m, nn.ConvTranspose2d)]
+    d_convs = [i for i, m in enumerate(D) if isinstance(m, nn.Conv2d)]
+    g_from, d_upto = g_convs[-2], d_convs[1]
+    for m in list(G)[g_from:] + list(D)[:d_upto]:
+        m.to(memory_format=torch.contiguous_format)
+    G[g_from].register_forward_pre_hook(to(torch.contiguous_format))
+    D[0].register_forward_pre_hook(to(torch.contiguous_format))
+    D[d_upto].register_forward_pre_hook(to(torch.channels_last))
+
+
 def levers(cache: Path) -> None:
     data = load(NET64, cache)
     batch = 64
@@ -250,6 +269,9 @@ def levers(cache: Path) -> None:
         {
             "default (NHWC, D frozen, Adam)": Engine(data, NET64, batch),
             "NCHW (channels_last off)": Engine(data, NET64, batch, channels_last=False),
+            "NCHW around the largest activations": Engine(
+                data, NET64, batch, tweak=_outer_layers_nchw
+            ),
             "D not frozen in the G step": Engine(data, NET64, batch, tweak=_no_freeze),
             "Adam foreach=False": Engine(data, NET64, batch, tweak=_adam(foreach=False)),
             "Adam foreach=True": Engine(data, NET64, batch, tweak=_adam(foreach=True)),
