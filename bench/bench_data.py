@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image
 
 from dcgan.folders import default_workers, list_image_files, load_folder
+from dcgan.perf import cpu_kind
 
 DEFAULT_FOLDER = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "cifar10_test"
 
@@ -136,7 +137,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     workers = default_workers(10**9)
-    print(f"cores: {workers}, load average before: {os.getloadavg()}")
+    print(f"{cpu_kind()}, workers: {workers}, load average before: {os.getloadavg()}")
     if args.photos:
         with tempfile.TemporaryDirectory() as tmp:
             folder = make_photo_folder(args.folder, Path(tmp), args.photos)

@@ -75,6 +75,9 @@ def main(argv=None) -> None:
     import onnxruntime as ort
     import torch
 
+    from dcgan.perf import cpu_kind
+
+    print(f"{cpu_kind()}, {args.threads} threads", flush=True)
     torch.set_num_threads(args.threads)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads, opts.inter_op_num_threads = args.threads, 1

@@ -19,6 +19,7 @@ from dcgan.datasets import load_digits
 from dcgan.metrics import Evaluator
 from dcgan.metrics.frechet import FeatureStats, frechet_distance, kernel_distance
 from dcgan.metrics.inception import RANDOM, inception_features, inception_score, load_inception
+from dcgan.perf import cpu_kind
 
 
 def timed(fn):
@@ -98,6 +99,7 @@ def main() -> None:
     ap.add_argument("--inception-images", type=int, default=50)
     ap.add_argument("--skip-floors", action="store_true")
     args = ap.parse_args()
+    print(cpu_kind(), flush=True)
     real = load_digits().images
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; real = bundled digits")
     with tempfile.TemporaryDirectory() as tmp:

@@ -31,6 +31,7 @@ from dcgan.config import ModelConfig, RunConfig, TrainConfig, size_defaults  # n
 from dcgan.datasets import load_digits  # noqa: E402
 from dcgan.images import make_grid, save_png  # noqa: E402
 from dcgan.metrics import Evaluator  # noqa: E402
+from dcgan.perf import cpu_kind  # noqa: E402
 from dcgan.runner import Hooks  # noqa: E402
 from dcgan.sampling import latents  # noqa: E402
 from dcgan.torch_engine import create_state, fit, generate  # noqa: E402
@@ -144,6 +145,7 @@ def main() -> int:
     args = parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    print(f"{cpu_kind()}, {torch.get_num_threads()} threads", flush=True)
     data = load_digits()
     evaluator = Evaluator(data, names=("digits",))
     for name in args.recipes.split(","):
