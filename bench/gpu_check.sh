@@ -3,7 +3,7 @@
 # tool runs it from the repository root; CI never does). Prints everything; takes ~5-8 minutes.
 #   1. correctness on CUDA: tests/test_cuda.py (fp32 and bf16 AMP learn like the CPU run)
 #   2. the reference (pytorch/examples on a JPEG folder) vs our engine at 64 px, batch 64/128
-#   3. the 28/32 px nets, generation throughput, torch.compile
+#   3. the 28/32 px nets, generation throughput, torch.compile and CUDA graphs (its compile time)
 #   4. with several GPUs: the 2-GPU DDP test and DDP throughput at 1, 2 and all GPUs
 # Everything it prints also goes to one summary file: $OUT/gpu_check.txt under the device tool,
 # else bench/gpu_check.txt (SUMMARY=path overrides), headed by the date, GPU, torch and commit.
