@@ -87,11 +87,8 @@ def cpu_kind(cpuinfo: str = "/proc/cpuinfo") -> str:
     except OSError:
         pass
     name = fields.get("model name") or platform.processor() or platform.machine()
-    ident = " ".join(f"{k} {fields[k]}" for k in ("cpu family", "model") if k in fields).replace(
-        "cpu family", "family"
-    )
-    if "vendor_id" in fields:
-        ident = f"{fields['vendor_id']} {ident}".strip()
+    labels = (("vendor_id", ""), ("cpu family", "family "), ("model", "model "))
+    ident = " ".join(label + fields[key] for key, label in labels if key in fields)
     flags = set(fields.get("flags", "").split())
     named = [label for flag, label in _NAMED_FLAGS if flag in flags]
     parts = [name + (f" ({ident})" if ident else "")]
