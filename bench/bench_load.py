@@ -4,12 +4,18 @@ idle speed each keeps. Also two `dcgan train` runs at once.
 
     python bench/bench_load.py --rounds 2                # 28 px default run, 300 steps
     python bench/bench_load.py --size 64 --steps 40      # the 64 px net on synthetic images
+    sudo python bench/bench_load.py --loads 0 --quotas 1,1.5  # inside a cgroup CPU quota too
 
 Policies: "dcgan" (what `dcgan train` does by default: --threads auto, the thread governor),
 "fixed" (--threads = the cores: the count fixed, libgomp's spinning wait, what dcgan did before
 the governor and what a bare torch program gets), "passive" (fixed, with
 DCGAN_OMP_POLICY=passive), "spin30k" (fixed, GOMP_SPINCOUNT=30000), "threads1" (--threads 1).
 img/s is the median of stats.jsonl's img_per_s (training alone) after the first interval.
+
+--quotas runs every policy again inside a control group limited to that many CPUs (as
+`docker run --cpus` does; needs root and cgroup v2's cpu controller or v1's cpu hierarchy),
+with no busy process: "fixed" is then what torch does by itself (one thread per core, blind to
+the quota), "dcgan" starts within the quota (perf.available_cpus).
 """
 
 from __future__ import annotations
@@ -60,12 +66,64 @@ def rate(out: Path, name: str) -> float:
     return statistics.median(rates)
 
 
-def run_one(args, policy: str, load: int, out: Path, name: str) -> float:
+class Quota:
+    """A control group that limits its processes to `cpus` CPUs (None: no limit): cgroup v2's
+    cpu.max, else cgroup v1's cpu.cfs_quota_us. Needs root; `error` says why not otherwise."""
+
+    PERIOD = 100_000
+
+    def __init__(self, name: str = "dcgan-bench-load"):
+        self.path, self.v2, self.error = None, False, None
+        v2, v1 = Path("/sys/fs/cgroup"), Path("/sys/fs/cgroup/cpu")
+        try:
+            if "cpu" in (v2 / "cgroup.controllers").read_text().split():
+                (v2 / "cgroup.subtree_control").write_text("+cpu")
+                self.path, self.v2 = v2 / name, True
+            elif (v1 / "cpu.cfs_quota_us").exists():
+                self.path = v1 / name
+            else:
+                self.error = "no cgroup cpu controller"
+                return
+            self.path.mkdir(exist_ok=True)
+        except OSError as e:
+            self.path, self.error = None, f"cannot make a cgroup: {e}"
+
+    def set(self, cpus: float | None) -> None:
+        quota = -1 if cpus is None else round(cpus * self.PERIOD)
+        if self.v2:
+            text = "max" if quota < 0 else str(quota)
+            (self.path / "cpu.max").write_text(f"{text} {self.PERIOD}")
+        else:
+            (self.path / "cpu.cfs_period_us").write_text(str(self.PERIOD))
+            (self.path / "cpu.cfs_quota_us").write_text(str(quota))
+
+    def enter(self) -> None:  # a child's preexec_fn: the child joins the group before it execs
+        (self.path / "cgroup.procs").write_text(str(os.getpid()))
+
+    def seen(self) -> str:
+        """What a process in the group reads as its quota (dcgan.perf.cpu_quota)."""
+        code = "import sys; sys.path.insert(0, 'src'); from dcgan.perf import cpu_quota; print(cpu_quota())"
+        root = Path(__file__).resolve().parents[1]
+        return subprocess.run(
+            [sys.executable, "-c", code], cwd=root, preexec_fn=self.enter, capture_output=True,
+            text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+
+    def close(self) -> None:
+        if self.path is not None:
+            self.set(None)
+            self.path.rmdir()
+
+
+def run_one(args, policy: str, load: int, out: Path, name: str, quota=None) -> float:
     env = {**os.environ, **POLICIES[policy][0], "DCGAN_HOME": str(out / "home")}
     hogs = busy(load)
     try:
         time.sleep(0.5)
-        subprocess.run(train_cmd(args, out, name, policy), env=env, check=True, capture_output=True)
+        subprocess.run(
+            train_cmd(args, out, name, policy), env=env, check=True, capture_output=True,
+            preexec_fn=quota.enter if quota else None,
+        )  # fmt: skip
     finally:
         for h in hogs:
             h.kill()
@@ -105,6 +163,7 @@ def main() -> None:
     p.add_argument("--loads", default="0,1,2")
     p.add_argument("--policies", default="dcgan,fixed,threads1")
     p.add_argument("--concurrent", action="store_true", help="also two runs at once")
+    p.add_argument("--quotas", default="", help="CPU quotas to run the policies in, e.g. 1,1.5")
     args = p.parse_args()
     print(f"{cpu_kind()}, {args.size} px, loads {args.loads}", flush=True)
     out = Path(tempfile.mkdtemp(prefix="bench_load-"))
@@ -135,6 +194,8 @@ def main() -> None:
         base = statistics.median(results[("fixed", 0)])
         for policy in policies:
             print(f"idle {policy} / fixed: {statistics.median(results[(policy, 0)]) / base:.2f}x")
+    if args.quotas:
+        quotas(args, policies, out, results)
     if args.concurrent:
         batch = batch_size(out, "r1")  # the recipe's batch for this size (128 at 28 px)
         for policy in policies:
@@ -142,6 +203,40 @@ def main() -> None:
             took = two_at_once(args, policy, out, f"two-{policy}")
             print(f"two runs at once, {policy}: {took:.0f} s for 2 x {args.steps} steps "
                   f"(alone: {args.steps * batch / solo:.0f} s of training each)")  # fmt: skip
+
+
+def quotas(args, policies: list[str], out: Path, results: dict) -> None:
+    """Each policy inside a cgroup CPU quota, no busy process, interleaved over rounds."""
+    group = Quota()
+    if group.error:
+        print(f"\nno quota runs: {group.error}")
+        return
+    cpus = [float(x) for x in args.quotas.split(",")]
+    rates: dict[tuple[str, float], list[float]] = {}
+    try:
+        for c in cpus:
+            group.set(c)
+            print(f"quota {c:g}: a process in the group reads cpu_quota() = {group.seen()}")
+        for r in range(args.rounds):
+            for c in cpus:
+                group.set(c)
+                for policy in policies:
+                    v = run_one(args, policy, 0, out, f"q{r}-{c:g}-{policy}", group)
+                    rates.setdefault((policy, c), []).append(v)
+                    print(f"round {r} quota {c:g} {policy:9s} {v:8.1f} img/s", flush=True)
+    finally:
+        group.close()
+    print(f"\n{args.size} px inside a CPU quota, median img/s (ratio to fixed, share of idle)")
+    for c in cpus:
+        base = statistics.median(rates[("fixed", c)]) if "fixed" in policies else None
+        for policy in policies:
+            v = statistics.median(rates[(policy, c)])
+            idle = results.get((policy, 0))
+            print(
+                f"quota {c:<4g} {policy:10s} {v:8.1f}"
+                + (f"  {v / base:4.2f}x fixed" if base else "")
+                + (f"  {v / statistics.median(idle):4.0%} of idle" if idle else "")
+            )
 
 
 if __name__ == "__main__":

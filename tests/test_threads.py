@@ -188,16 +188,137 @@ def test_threads_option(monkeypatch):
         loop._threads(numpy_engine, 2, "cpu", Solo())
 
 
-def test_cpu_kind_names_the_model_family_and_the_kernels_extensions(tmp_path):
+def test_cpu_kind_names_the_model_family_and_the_kernels_extensions(tmp_path, monkeypatch):
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text(
         "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\n"
         "model name\t: AMD EPYC 9R14\nflags\t\t: fpu avx2 avx512f avx512_bf16\n\n"
         "processor\t: 1\nmodel name\t: another block, not read\n"
     )
+    monkeypatch.setattr(perf, "cpu_quota", lambda: None)
     kind = perf.cpu_kind(str(cpuinfo))
     assert kind.startswith("AMD EPYC 9R14 (AuthenticAMD family 25 model 17), AVX-512, AVX512-BF16,")
     assert "AMX" not in kind and "another" not in kind
     assert kind.endswith(f"{len(perf.affinity_cpus())} cores")
     # no /proc/cpuinfo (macOS, Windows): platform's name, still one line
     assert perf.cpu_kind(str(tmp_path / "missing")).endswith("cores")
+    monkeypatch.setattr(perf, "cpu_quota", lambda: 1.5)  # a container's --cpus 1.5
+    assert perf.cpu_kind(str(cpuinfo)).endswith("cores, CPU quota 1.5")
+
+
+# ---------------------------------------------------------------------------------------------
+# CPU quotas: a container's --cpus, read from cgroup files laid out as the kernel does
+
+
+def _mountinfo(tmp_path, *mounts):
+    """mountinfo lines for (root, mount point, fstype, super options)."""
+    lines = [
+        f"{30 + i} 1 0:{40 + i} {root} {point} rw,nosuid shared:{i} - {fstype} cgroup {opts}"
+        for i, (root, point, fstype, opts) in enumerate(mounts)
+    ]
+    lines.insert(0, "22 1 8:1 / / rw,relatime - ext4 /dev/sda1 rw")  # not a cgroup
+    path = tmp_path / "mountinfo"
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def _cgroup(tmp_path, text):
+    path = tmp_path / "cgroup"
+    path.write_text(text)
+    return str(path)
+
+
+def test_cgroup_v2_quota_is_read_at_the_group_and_its_parents(tmp_path):
+    mount = tmp_path / "sys fs cgroup"  # a space, written \040 in mountinfo
+    group = mount / "user.slice" / "job"
+    group.mkdir(parents=True)
+    (group / "cpu.max").write_text("max 100000\n")  # no limit of its own...
+    (mount / "user.slice" / "cpu.max").write_text("150000 100000\n")  # ...its parent's binds
+    info = _mountinfo(tmp_path, ("/", str(mount).replace(" ", "\\040"), "cgroup2", "rw"))
+    cg = _cgroup(tmp_path, "0::/user.slice/job\n")
+    assert perf.cpu_quota(info, cg) == 1.5
+    (group / "cpu.max").write_text("50000 100000\n")  # tighter than the parent
+    assert perf.cpu_quota(info, cg) == 0.5
+    (group / "cpu.max").write_text("max 100000\n")
+    (mount / "user.slice" / "cpu.max").write_text("max 100000\n")
+    assert perf.cpu_quota(info, cg) is None
+
+
+def test_cgroup_v2_inside_a_container_and_a_mounted_subtree(tmp_path):
+    # a container's namespace: the process sits at "/" and the mount shows its own group
+    mount = tmp_path / "cg"
+    mount.mkdir()
+    (mount / "cpu.max").write_text("200000 100000\n")
+    info = _mountinfo(tmp_path, ("/", str(mount), "cgroup2", "rw"))
+    assert perf.cpu_quota(info, _cgroup(tmp_path, "0::/\n")) == 2.0
+    # a bind mount of the subtree /kubepods/pod1 at `mount`: the path is taken relative to it
+    (mount / "c1").mkdir()
+    (mount / "c1" / "cpu.max").write_text("25000 50000\n")
+    info = _mountinfo(tmp_path, ("/kubepods/pod1", str(mount), "cgroup2", "rw"))
+    assert perf.cpu_quota(info, _cgroup(tmp_path, "0::/kubepods/pod1/c1\n")) == 0.5
+    # a group outside the mounted subtree is not this mount's business
+    assert perf.cpu_quota(info, _cgroup(tmp_path, "0::/other\n")) is None
+
+
+def test_cgroup_v1_cpu_controller_quota_and_period(tmp_path):
+    mount = tmp_path / "cpu,cpuacct"
+    (mount / "docker" / "abc").mkdir(parents=True)
+    for group, quota in (
+        (mount, "-1"),
+        (mount / "docker", "-1"),
+        (mount / "docker" / "abc", "150000"),
+    ):
+        (group / "cpu.cfs_quota_us").write_text(quota + "\n")
+        (group / "cpu.cfs_period_us").write_text("100000\n")
+    info = _mountinfo(
+        tmp_path,
+        ("/", str(tmp_path / "memory"), "cgroup", "rw,memory"),  # another controller
+        ("/", str(mount), "cgroup", "rw,cpu,cpuacct"),
+        ("/", str(tmp_path / "unified"), "cgroup2", "rw"),  # hybrid: no cpu.max there
+    )
+    cg = _cgroup(tmp_path, "5:memory:/docker/abc\n3:cpu,cpuacct:/docker/abc\n0::/\n")
+    assert perf.cpu_quota(info, cg) == 1.5
+    (mount / "docker" / "abc" / "cpu.cfs_quota_us").write_text("-1\n")
+    assert perf.cpu_quota(info, cg) is None
+
+
+def test_no_cgroups_or_unreadable_files_mean_no_quota(tmp_path):
+    assert perf.cpu_quota(str(tmp_path / "none"), str(tmp_path / "none")) is None
+    mount = tmp_path / "cg"
+    mount.mkdir()
+    (mount / "cpu.max").write_text("garbage\n")
+    info = _mountinfo(tmp_path, ("/", str(mount), "cgroup2", "rw"))
+    assert perf.cpu_quota(info, _cgroup(tmp_path, "0::/\n")) is None
+    (mount / "cpu.max").write_text("0 100000\n")  # never a limit of zero CPUs
+    assert perf.cpu_quota(info, _cgroup(tmp_path, "0::/\n")) is None
+
+
+def test_available_cpus_rounds_the_quota_up_within_the_affinity_mask():
+    cores = len(perf.affinity_cpus())
+    assert perf.available_cpus(None) == cores
+    assert perf.available_cpus(0.5) == 1
+    assert perf.available_cpus(1.0) == 1
+    assert perf.available_cpus(1.5) == min(cores, 2)
+    assert perf.available_cpus(1000.0) == cores
+
+
+def test_auto_threads_start_within_the_quota_and_say_so(monkeypatch):
+    torch_engine = pytest.importorskip("dcgan.torch_engine")
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    before = torch_engine.cpu_threads()
+    said = []
+    try:
+        torch_engine.cpu_threads(2)
+        gov = loop._threads(torch_engine, "auto", "cpu", Solo(), said.append, quota=1.0)
+        assert gov.current == gov.max == 1 and torch_engine.cpu_threads() == 1
+        assert said == [
+            "this process may use 1 CPU (its cgroup's CPU quota): training on 1 thread, not 2 "
+            "(--threads N fixes the count)"
+        ]
+        torch_engine.cpu_threads(2)
+        gov = loop._threads(torch_engine, "auto", "cpu", Solo(), said.append, quota=None)
+        assert gov.current == 2 and len(said) == 1  # no quota: torch's count, nothing said
+        gov = loop._threads(torch_engine, 2, "cpu", Solo(), said.append, quota=0.5)
+        assert gov is None and torch_engine.cpu_threads() == 2  # a fixed count is the user's
+    finally:
+        torch_engine.cpu_threads(before)

@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from .errors import DataError
+from .perf import available_cpus
 from .prepared import (
     PREPARE_VERSION,
     ImageSet,
@@ -284,7 +285,8 @@ def _pool_context() -> multiprocessing.context.BaseContext:
 
 
 def default_workers(n_files: int) -> int:
-    """Processes to decode with: $DCGAN_WORKERS if set, else every core for 2,000+ files."""
+    """Processes to decode with: $DCGAN_WORKERS if set, else every CPU this process may use (its
+    affinity and CPU quota) for 2,000+ files."""
     given = os.environ.get("DCGAN_WORKERS", "").strip()
     if given:
         if not given.isdigit() or int(given) < 1:
@@ -292,7 +294,7 @@ def default_workers(n_files: int) -> int:
         return int(given)
     if n_files < PARALLEL_MIN_FILES:
         return 1
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return available_cpus()
 
 
 def load_folder(

@@ -8,7 +8,9 @@ once, when torch loads it).
 from __future__ import annotations
 
 import ctypes
+import math
 import os
+import re
 import statistics
 import sys
 import time
@@ -95,6 +97,9 @@ def cpu_kind(cpuinfo: str = "/proc/cpuinfo") -> str:
     if named:
         parts.append(", ".join(named))
     parts.append(f"{len(affinity_cpus())} cores")
+    quota = cpu_quota()
+    if quota:
+        parts.append(f"CPU quota {quota:g}")
     return ", ".join(parts)
 
 
@@ -103,6 +108,99 @@ def affinity_cpus() -> list[int]:
     if hasattr(os, "sched_getaffinity"):
         return sorted(os.sched_getaffinity(0))
     return list(range(os.cpu_count() or 1))
+
+
+def available_cpus(quota: float | None | bool = True) -> int:
+    """How many CPUs this process can keep busy: its affinity mask, capped by its cgroup's CPU
+    quota rounded up (`docker run --cpus 1.5` -> 2). The count to start threads or worker
+    processes from: torch and os.cpu_count() see every core of the host, not the quota.
+    `quota`: True reads it (cpu_quota()), a number or None gives it."""
+    cpus = len(affinity_cpus())
+    if quota is True:
+        quota = cpu_quota()
+    if quota:
+        cpus = min(cpus, max(1, math.ceil(quota - 1e-9)))
+    return cpus
+
+
+def cpu_quota(mountinfo: str = "/proc/self/mountinfo", cgroup: str = "/proc/self/cgroup"):
+    """The CPU time this process's control group may use, in CPUs (cgroup v2 `cpu.max`, v1
+    `cpu.cfs_quota_us / cpu.cfs_period_us`; the tightest on the way up to the hierarchy's
+    root, since a parent's limit binds its children), or None where there is none (or no
+    cgroups: not Linux). Containers set it: `docker run --cpus`, Kubernetes' CPU limits,
+    systemd's CPUQuota. With more threads than the quota, the kernel stops every thread of the
+    process for the rest of each period once the quota is spent (bench/README.md, "A CPU
+    quota")."""
+    try:
+        with open(cgroup, encoding="utf-8") as f:
+            memberships = [line.rstrip("\n").split(":", 2) for line in f]
+        with open(mountinfo, encoding="utf-8") as f:
+            mounts = [line.split() for line in f]
+    except OSError:
+        return None
+    limits = []
+    for fields in mounts:
+        # id parent major:minor root mount-point options [optional...] - type source super-options
+        sep = fields.index("-", 6) if "-" in fields[6:] else len(fields)
+        if len(fields) < sep + 4:
+            continue
+        fstype, options = fields[sep + 1], fields[sep + 3].split(",")
+        root, point = _unescape(fields[3]), _unescape(fields[4])
+        for entry in memberships:
+            if len(entry) != 3:
+                continue
+            _, controllers, path = entry
+            v2 = fstype == "cgroup2" and controllers == ""
+            v1 = fstype == "cgroup" and "cpu" in controllers.split(",") and "cpu" in options
+            if not (v1 or v2):
+                continue
+            rel = os.path.relpath(path, root) if root != "/" else path.lstrip("/")
+            if rel == ".." or rel.startswith("../"):
+                continue  # this mount shows another part of the hierarchy
+            limit = _tightest(point, rel, v2)
+            if limit is not None:
+                limits.append(limit)
+    return min(limits) if limits else None
+
+
+def _tightest(mount: str, rel: str, v2: bool) -> float | None:
+    """The smallest CPU limit from the group mount/rel up to the mount's root."""
+    found = []
+    parts = [p for p in rel.split("/") if p and p != "."]
+    for depth in range(len(parts), -1, -1):
+        group = os.path.join(mount, *parts[:depth])
+        limit = _read_v2(group) if v2 else _read_v1(group)
+        if limit is not None:
+            found.append(limit)
+    return min(found) if found else None
+
+
+def _read_v2(group: str) -> float | None:
+    try:  # "max 100000" (no limit) or "150000 100000": quota and period in microseconds
+        with open(os.path.join(group, "cpu.max"), encoding="utf-8") as f:
+            quota, _, period = f.read().strip().partition(" ")
+        if quota == "max":
+            return None
+        quota, period = int(quota), int(period or 100000)
+        return quota / period if quota > 0 and period > 0 else None
+    except (OSError, ValueError):
+        return None
+
+
+def _read_v1(group: str) -> float | None:
+    try:  # quota -1 is no limit
+        with open(os.path.join(group, "cpu.cfs_quota_us"), encoding="utf-8") as f:
+            quota = int(f.read().strip())
+        with open(os.path.join(group, "cpu.cfs_period_us"), encoding="utf-8") as f:
+            period = int(f.read().strip())
+        return quota / period if quota > 0 and period > 0 else None
+    except (OSError, ValueError):
+        return None
+
+
+def _unescape(field: str) -> str:
+    """mountinfo writes a space, tab, newline or backslash in a path as octal (\\040)."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
 
 
 class SystemLoad:

@@ -190,7 +190,7 @@ def _train(
         config = (config or RunConfig()).validate()
     engine = _engine(config)
     dev = engine.resolve_device(device, group)
-    governor = _threads(engine, threads, dev, group)
+    governor = _threads(engine, threads, dev, group, cb.message)
     if str(dev) == "cpu":  # far fewer page faults per step (bench/README.md, training speed)
         from .perf import tune_malloc
 
@@ -495,8 +495,11 @@ def _process_group(config, resume, changes, device: str):
     return distributed.init_from_env(device_type(device))
 
 
-def _threads(engine, threads: int | str, device, group):
-    """Apply a fixed thread count, or return the governor that adapts it ("auto"), or None."""
+def _threads(engine, threads: int | str, device, group, say=lambda message: None, quota=True):
+    """Apply a fixed thread count, or return the governor that adapts it ("auto"), or None.
+
+    "auto" on a CPU starts from torch's count capped by the CPUs a cgroup quota grants
+    (perf.available_cpus; `quota` as there), and says so in one line when it caps."""
     if threads != "auto":
         if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= 4096:
             raise UsageError(f"--threads must be auto or a whole number from 1, not {threads!r}")
@@ -508,8 +511,17 @@ def _threads(engine, threads: int | str, device, group):
     count = engine.cpu_threads()
     if count is None:
         return None
-    from .perf import ThreadGovernor
+    from .perf import ThreadGovernor, available_cpus, cpu_quota
 
+    limit = cpu_quota() if quota is True else quota
+    cap = available_cpus(limit)
+    if count > cap:
+        cpus, threads_word = f"CPU{'s' if limit != 1 else ''}", f"thread{'s' if cap != 1 else ''}"
+        say(
+            f"this process may use {limit:g} {cpus} (its cgroup's CPU quota): training on {cap} "
+            f"{threads_word}, not {count} (--threads N fixes the count)"
+        )
+        count = engine.cpu_threads(cap)
     return ThreadGovernor(count, engine.cpu_threads)
 
 
