@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from dcgan.perf import cpu_kind  # noqa: E402 (imports no torch)
+from dcgan.perf import cpu_cgroups, cpu_kind  # noqa: E402 (imports no torch)
 
 CORES = str(len(os.sched_getaffinity(0)))
 POLICIES = {  # name: (environment, train arguments)
@@ -73,20 +73,24 @@ class Quota:
     PERIOD = 100_000
 
     def __init__(self, name: str = "dcgan-bench-load"):
-        self.path, self.v2, self.error = None, False, None
-        v2, v1 = Path("/sys/fs/cgroup"), Path("/sys/fs/cgroup/cpu")
-        try:
-            if "cpu" in (v2 / "cgroup.controllers").read_text().split():
-                (v2 / "cgroup.subtree_control").write_text("+cpu")
-                self.path, self.v2 = v2 / name, True
-            elif (v1 / "cpu.cfs_quota_us").exists():
-                self.path = v1 / name
-            else:
-                self.error = "no cgroup cpu controller"
-                return
-            self.path.mkdir(exist_ok=True)
-        except OSError as e:
-            self.path, self.error = None, f"cannot make a cgroup: {e}"
+        self.path, self.v2, self.error = (
+            None,
+            False,
+            "no cgroup v2 cpu controller or v1 cpu hierarchy",
+        )
+        for mount, _, v2 in cpu_cgroups():  # a child of the hierarchy's root: v2 allows that
+            mount = Path(mount)
+            try:
+                if v2:
+                    if "cpu" not in (mount / "cgroup.controllers").read_text().split():
+                        continue
+                    (mount / "cgroup.subtree_control").write_text("+cpu")
+                (mount / name).mkdir(exist_ok=True)
+            except OSError as e:
+                self.error = f"cannot make a cgroup under {mount}: {e}"
+                continue
+            self.path, self.v2, self.error = mount / name, v2, None
+            return
 
     def set(self, cpus: float | None) -> None:
         quota = -1 if cpus is None else round(cpus * self.PERIOD)

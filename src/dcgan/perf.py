@@ -131,14 +131,25 @@ def cpu_quota(mountinfo: str = "/proc/self/mountinfo", cgroup: str = "/proc/self
     systemd's CPUQuota. With more threads than the quota, the kernel stops every thread of the
     process for the rest of each period once the quota is spent (bench/README.md, "A CPU
     quota")."""
+    limits = [_tightest(*group) for group in cpu_cgroups(mountinfo, cgroup)]
+    limits = [x for x in limits if x is not None]
+    return min(limits) if limits else None
+
+
+def cpu_cgroups(
+    mountinfo: str = "/proc/self/mountinfo", cgroup: str = "/proc/self/cgroup"
+) -> list[tuple[str, str, bool]]:
+    """Where this process's CPU limits can be: (mount point, its group's path under the mount,
+    is cgroup v2) for each mounted cgroup v2 hierarchy and cgroup v1 `cpu` hierarchy that holds
+    it; [] without cgroups."""
     try:
         with open(cgroup, encoding="utf-8") as f:
             memberships = [line.rstrip("\n").split(":", 2) for line in f]
         with open(mountinfo, encoding="utf-8") as f:
             mounts = [line.split() for line in f]
     except OSError:
-        return None
-    limits = []
+        return []
+    found = []
     for fields in mounts:
         # id parent major:minor root mount-point options [optional...] - type source super-options
         sep = fields.index("-", 6) if "-" in fields[6:] else len(fields)
@@ -157,10 +168,8 @@ def cpu_quota(mountinfo: str = "/proc/self/mountinfo", cgroup: str = "/proc/self
             rel = os.path.relpath(path, root) if root != "/" else path.lstrip("/")
             if rel == ".." or rel.startswith("../"):
                 continue  # this mount shows another part of the hierarchy
-            limit = _tightest(point, rel, v2)
-            if limit is not None:
-                limits.append(limit)
-    return min(limits) if limits else None
+            found.append((point, rel, v2))
+    return found
 
 
 def _tightest(mount: str, rel: str, v2: bool) -> float | None:
