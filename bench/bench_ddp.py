@@ -65,24 +65,36 @@ def measure(args, nproc: int, threads: int, name: str) -> float:
     else:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
         cmd += [f"--nproc-per-node={nproc}", __file__, *common]
-    subprocess.run(cmd, check=True, env=env, capture_output=True)
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:  # say why: the run may be on a lent GPU, with no second try
+        sys.exit(f"{name}: {' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
     stats = [json.loads(line) for line in (Path(args.runs_dir) / name / "stats.jsonl").open()]
     rates = [r["img_per_s"] for r in stats if "img_per_s" in r][2:]  # warm-up left out
     return statistics.median(rates)
 
 
-def main() -> None:
+def _parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--threads", type=int, default=2, help="threads of the single process")
     p.add_argument("--nproc", type=int, default=2, help="processes of the DDP run")
-    p.add_argument("--steps", type=int, default=40)
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--steps", type=int, default=40, help="at least 15 (3 log intervals of 5)")
+    p.add_argument("--batch-size", type=int, default=64, help="the global batch")
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="cpu (gloo) or cuda (NCCL, a GPU per rank)")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--runs-dir", default=None, help=argparse.SUPPRESS)
     p.add_argument("--name", default=None, help=argparse.SUPPRESS)
-    args = p.parse_args()
+    args = p.parse_args(argv)
+    if not args.worker:
+        if args.steps < 15:  # log_every 5, and the first two intervals are left out
+            p.error("--steps must be at least 15 (three log intervals of 5 steps)")
+        if args.batch_size % args.nproc:
+            p.error(f"--batch-size {args.batch_size} must divide by --nproc {args.nproc}")
+    return args
+
+
+def main() -> None:
+    args = _parse_args()
     if args.worker:
         return worker(args)
     print(cpu_kind(), flush=True)

@@ -3,6 +3,7 @@ net, GFLOP/s from the layer shapes, the 28/32 px nets, the speed levers one by o
 
     .venv/bin/python bench/bench_train.py [--threads 1] [--rounds 5] [--steps 3] [--malloc tuned]
         [--sections compare,levers,sizes,generate,compile] [--batches 64,128]
+        [--sizes-batches 64,128] [--device cuda] [--dry-run]
     .venv/bin/python bench/bench_train.py --malloc-ab 3 ...   # the allocator's own gain
 
 Contestants of a section run in the same process, their rounds interleaved (A, B, A, B, ...), so
@@ -22,7 +23,9 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
+from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -38,7 +41,8 @@ def _parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--device", default="cpu", help="cpu or cuda (bench/gpu_check.sh)")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--steps", type=int, default=3, help="training steps per round")
-    p.add_argument("--batches", default="64,128")
+    p.add_argument("--batches", default="64,128", help="batch sizes of compare and compile")
+    p.add_argument("--sizes-batches", default="64,128", help="batch sizes of the sizes section")
     p.add_argument("--sections", default="compare,levers,sizes,generate")
     p.add_argument("--data", default=FOLDER, help="a folder of images (the reference's input)")
     p.add_argument("--quality-steps", type=int, default=600)
@@ -46,6 +50,12 @@ def _parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--malloc", choices=("default", "tuned"), default="default")
     p.add_argument("--malloc-ab", type=int, default=0, metavar="PAIRS")
     p.add_argument("--json", help=argparse.SUPPRESS)  # a --malloc-ab child writes its results
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="run the CUDA-only contestants (CUDA graphs) on this device too, to prove the code "
+        "path (bench/gpu_check.sh DRY_RUN=1); their numbers mean nothing",
+    )
     return p.parse_args(argv)
 
 
@@ -60,6 +70,7 @@ import torch  # noqa: E402
 from baseline_pytorch_examples import ExamplesTrainer  # noqa: E402
 from torch import nn  # noqa: E402
 
+from dcgan import runner  # noqa: E402
 from dcgan import torch_engine as T  # noqa: E402
 from dcgan.config import DataConfig, ModelConfig, RunConfig, TrainConfig  # noqa: E402
 from dcgan.datasets import load_source  # noqa: E402
@@ -137,8 +148,10 @@ class Reference:
 
 
 class Engine:
-    """Our engine as `dcgan train` drives it: `fit` over a prepared uint8 set (no decoding in the
-    loop), the losses summed on device and synced every log_every steps."""
+    """Our engine as `dcgan train` drives it: the runner's loop (what `fit` runs) over a prepared
+    uint8 set (no decoding in the loop), the losses summed on device and synced every log_every
+    steps. The feeder is made once, as in one `dcgan train` run: on a GPU it copies the whole set
+    to the device, which `fit` would redo in every timed round."""
 
     def __init__(self, data, cfg: ModelConfig, batch: int, tweak=None, **train):
         # a long run stopped by should_stop: a run's last step would also draw a sample grid
@@ -149,10 +162,16 @@ class Engine:
             tweak(self.state)
         self.data, self.batch = data, batch
         self.flops = step_flops(cfg, batch, d_weight_grads_in_g_step=False)
+        feed = T.feeder(self.state, data)
+        # torch_engine with its feeder made once (the loop calls feeder, train_step and grid)
+        self.engine = SimpleNamespace(
+            feeder=lambda state, data: feed, train_step=T.train_step, grid=T.grid
+        )
 
     def run(self, steps: int) -> None:
         end = self.state.step + steps
-        T.fit(self.state, self.data, T.Hooks(should_stop=lambda: self.state.step >= end))
+        hooks = T.Hooks(should_stop=lambda: self.state.step >= end)
+        runner.loop(self.engine, self.state, self.data, hooks)
 
 
 def _sync() -> None:
@@ -312,7 +331,8 @@ class MkldnnOff:
 
 
 def sizes(cache: Path) -> None:
-    for cfg, batch in ((NET28, 64), (NET32, 64), (NET28, 128), (NET32, 128)):
+    batches = map(int, ARGS.sizes_batches.split(","))
+    for cfg, batch in ((cfg, b) for b in batches for cfg in (NET28, NET32)):
         data = load(cfg, cache)
         race(
             f"{cfg.image_size} px ({cfg.channels} ch, widths 64), batch {batch}",
@@ -351,12 +371,19 @@ def compile_section(cache: Path) -> None:
     data = load(NET64, cache)
     for batch in map(int, ARGS.batches.split(",")):
         compiled = {"compiled channels_last": Engine(data, NET64, batch, compile=True)}
-        if ARGS.device.startswith("cuda"):
+        if ARGS.device.startswith("cuda") or ARGS.dry_run:
             compiled["compiled + CUDA graphs"] = Engine(data, NET64, batch, tweak=_cuda_graphs)
         firsts = {}
-        for name, engine in compiled.items():
+        for name, engine in list(compiled.items()):
             start = time.perf_counter()
-            engine.run(2)
+            try:
+                engine.run(2)
+            except Exception:  # a compiler failure must not cost the other contestants
+                traceback.print_exc()
+                print(f"\n{name}: FAILED at batch {batch} (traceback above); left out")
+                del compiled[name]
+                continue
+            _sync()
             firsts[name] = time.perf_counter() - start
             print(f"\n{name}: first 2 steps at batch {batch} took {firsts[name]:.0f} s")
             RESULTS[f"{name} b{batch}|first 2 steps s"] = firsts[name]
