@@ -33,6 +33,10 @@ TINY = [
     "--log-every", "5", "--sample-every", "1000", "--no-progress",
 ]  # fmt: skip
 TOL = 1e-4
+# the one-process references: 2 threads whatever the load or the machine's cores (the thread
+# governor could switch a reference to 1 thread under load; 1 thread against 2 moves the
+# weights by ~2e-2 after 20 steps, while 2 threads match 2 ranks of 1 thread to ~1e-6)
+ONE = ["--threads", "2"]
 
 
 def _port() -> int:
@@ -94,6 +98,12 @@ def _max_diff(a: dict, b: dict) -> float:
     return max(float(np.abs(a[k] - b[k]).max()) for k in a)
 
 
+def _relative_diff(a: dict, b: dict) -> float:
+    """The largest ||a - b|| / ||b|| over the model tensors (optimizer moments left out)."""
+    keys = [k for k in b if not k.startswith("opt_")]
+    return max(float(np.linalg.norm(a[k] - b[k]) / (np.linalg.norm(b[k]) + 1e-12)) for k in keys)
+
+
 def _wait_for_stats(path: Path, procs, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -109,7 +119,7 @@ def _wait_for_stats(path: Path, procs, timeout: float = 120) -> None:
 def one_process(tmp_path_factory) -> Path:
     """The reference: 20 steps of one process with the global batch 16."""
     cwd = tmp_path_factory.mktemp("one")
-    run_dcgan("train", *TINY, "--steps", "20", "--name", "one", cwd=cwd)
+    run_dcgan("train", *TINY, *ONE, "--steps", "20", "--name", "one", cwd=cwd)
     return cwd / "runs" / "one"
 
 
@@ -126,7 +136,7 @@ def test_two_ranks_train_the_model_one_process_trains(tmp_path, one_process):
 def test_the_gradient_penalty_is_the_global_batch_s(tmp_path):
     # WGAN-GP with 2 critic steps: the penalty's double backward through the global BatchNorm
     args = (*TINY, "--steps", "10", "--loss", "wgan-gp", "--n-critic", "2")
-    run_dcgan("train", *args, "--name", "one", cwd=tmp_path)
+    run_dcgan("train", *args, *ONE, "--name", "one", cwd=tmp_path)
     _torchrun("train", *args, "--name", "two", cwd=tmp_path)
     runs = tmp_path / "runs"
     assert _max_diff(_weights(runs / "one"), _weights(runs / "two")) < TOL
@@ -167,11 +177,16 @@ def test_checkpoints_cross_world_sizes(tmp_path, one_process):
     # and a one-process checkpoint resumes under 2 ranks, saying it is not bit-exact
     cwd = tmp_path / "grow"
     cwd.mkdir()
-    run_dcgan("train", *TINY, "--steps", "10", "--name", "grow", cwd=cwd)
+    run_dcgan("train", *TINY, *ONE, "--steps", "10", "--name", "grow", cwd=cwd)
     proc = _torchrun("train", "--resume", cwd / "runs" / "grow", "--steps", "20", cwd=cwd)
     assert "not bit-exact" in proc.stderr
-    # the draws are the global batch's either way, so it continues the same run
-    assert _max_diff(_weights(cwd / "runs" / "grow"), _weights(one_process)) < TOL
+    # the draws are the global batch's either way, so it continues the same run, with another
+    # rounding: the 2-thread steps before the resume split their reductions unlike the ranks'
+    # 1-thread steps after it, and Adam turns a 1e-8 difference in a near-zero gradient into an
+    # lr-sized step of that weight. Measured (20 steps, Intel Xeon): this run against the
+    # one-process run 1.2e-2 (the same as one process at 1 thread against 2), a run one step
+    # short 0.57, another seed 2.7; so the bound is 0.1
+    assert _relative_diff(_weights(cwd / "runs" / "grow"), _weights(one_process)) < 0.1
 
 
 def test_sigterm_to_one_rank_saves_one_checkpoint_and_resumes(tmp_path):
