@@ -125,9 +125,10 @@ def train(
     report extra (matplotlib) is installed; `report_every`: refresh it every N steps too (then
     the extra is required); `tensorboard`: also write TensorBoard events to RUN/tb/.
 
-    `threads`: CPU threads for the torch engine. "auto" starts at torch's count and adapts it to
-    the cores other processes leave free (perf.ThreadGovernor; not under torchrun, and not when
-    OMP_NUM_THREADS is set); a number fixes it, which keeps a run bit-exact under any load.
+    `threads`: CPU threads for the torch engine. "auto" starts at torch's count, capped by a
+    cgroup CPU quota (a container's --cpus), and adapts it to the cores other processes leave
+    free (perf.ThreadGovernor; not under torchrun, and not when OMP_NUM_THREADS is set); a number
+    fixes it, which keeps a run bit-exact under any load.
     """
     from .perf import openmp_env
 

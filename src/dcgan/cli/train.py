@@ -169,8 +169,8 @@ def register(sub) -> None:
     p.add_argument(
         "--threads",
         type=positive_int_or("auto", "auto"),
-        help="CPU threads: auto (default: fewer while other processes take cores) or a fixed "
-        "number, which keeps a run bit-exact under any load",
+        help="CPU threads: auto (default: within a container's CPU quota, fewer while other "
+        "processes take cores) or a fixed number, which keeps a run bit-exact under any load",
     )
     p.add_argument(
         "--engine",
