@@ -163,6 +163,42 @@ def _marked_pids(marker: str) -> set[int]:
     return found
 
 
+def _worker_that_waits(parent: int) -> None:
+    from dcgan import folders
+
+    folders._worker_start(parent)
+    import time
+
+    time.sleep(120)  # a worker waiting for work that never comes
+
+
+def test_a_decoding_worker_ends_when_its_parent_ends():
+    # a worker the pool never learnt about (a signal between its start and the executor's
+    # bookkeeping) is not terminated by the parent: it must end by itself when dcgan ends
+    import multiprocessing
+    import subprocess
+    import sys
+    import time
+
+    parent = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(2)"])
+    worker = multiprocessing.get_context("spawn").Process(
+        target=_worker_that_waits, args=(parent.pid,)
+    )
+    worker.start()
+    try:
+        time.sleep(0.5)
+        assert worker.is_alive()  # the parent lives: the worker keeps waiting
+        # the parent ends and is not reaped yet (a zombie, as dcgan is while a caller still
+        # reads its pipes): the worker must not wait for it to be reaped
+        worker.join(timeout=15)
+        assert not worker.is_alive(), "the worker outlived its parent"
+        assert worker.exitcode == 1
+    finally:
+        if worker.is_alive():
+            worker.kill()
+        parent.wait()
+
+
 @pytest.mark.skipif(not os.path.isdir("/proc"), reason="process listing via /proc")
 @pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT"])
 def test_a_signal_during_decoding_leaves_nothing_behind(tmp_path, signame):

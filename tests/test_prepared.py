@@ -8,7 +8,13 @@ import signal
 import numpy as np
 import pytest
 
-from dcgan.prepared import PreparationInterrupted, PreparedWriter, interruptible, read_prepared
+from dcgan.prepared import (
+    PreparationInterrupted,
+    PreparedWriter,
+    interruptible,
+    read_prepared,
+    signals_held,
+)
 
 
 def test_commit_is_all_or_nothing(tmp_path):
@@ -36,3 +42,18 @@ def test_a_signal_while_filling_removes_the_partial_cache(tmp_path, signum):
     assert f"{signal.Signals(signum).name} while preparing x train" in str(e.value)
     assert list(cache.parent.iterdir()) == []
     assert signal.getsignal(signum) == before  # the caller's handler is back
+
+
+def test_a_signal_inside_signals_held_is_raised_at_its_end_not_inside():
+    reached = []
+    with pytest.raises(PreparationInterrupted) as caught:
+        with interruptible("the set"):
+            with signals_held():
+                os.kill(os.getpid(), signal.SIGTERM)
+                reached.append("after the signal, inside")  # not cut short
+                os.kill(os.getpid(), signal.SIGINT)  # a second one is held as well
+                reached.append("end of the block")
+            reached.append("after the block")  # never: the held signal is raised first
+    assert reached == ["after the signal, inside", "end of the block"]
+    assert caught.value.exit_code == 128 + signal.SIGTERM  # the first signal is the one raised
+    assert "SIGTERM while preparing the set" in str(caught.value)

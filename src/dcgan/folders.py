@@ -11,6 +11,8 @@ import multiprocessing
 import os
 import signal
 import stat
+import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -29,6 +31,7 @@ from .prepared import (
     interruptible,
     prepared_dir,
     read_prepared,
+    signals_held,
 )
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
@@ -224,13 +227,17 @@ def decode_all(
     pool = None
     if workers > 1:
         pool = ProcessPoolExecutor(
-            workers - 1, mp_context=_pool_context(), initializer=_ignore_interrupts
+            workers - 1,
+            mp_context=_pool_context(),
+            initializer=_worker_start,
+            initargs=(os.getpid(),),
         )
     try:
         in_flight: set = set()
         while chunks or in_flight:
-            while pool is not None and chunks and len(in_flight) < 2 * (workers - 1):
-                in_flight.add(pool.submit(_decode_chunk, chunks.popleft()))
+            with signals_held():  # submit starts workers: each is recorded before a signal
+                while pool is not None and chunks and len(in_flight) < 2 * (workers - 1):
+                    in_flight.add(pool.submit(_decode_chunk, chunks.popleft()))
             if chunks:
                 yield from _decode_chunk(chunks.pop())
                 done = {f for f in in_flight if f.done()}
@@ -255,10 +262,40 @@ def decode_all(
             pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _ignore_interrupts() -> None:
-    """In a worker: Ctrl-C reaches the whole process group, but only the parent handles it (it
-    stops the workers), so a worker never prints a KeyboardInterrupt traceback of its own."""
+def _worker_start(parent: int) -> None:
+    """In a worker: ignore Ctrl-C, which reaches the whole process group but only the parent
+    handles (it stops the workers), so a worker prints no KeyboardInterrupt traceback of its
+    own; and end when the parent process ends. A signal can stop the parent between a worker's
+    start and the executor's note of it, and `_stop_workers` cannot terminate a worker it does
+    not know: that worker would wait for work forever, holding the user's terminal or pipe open
+    (seen under SIGTERM, about one run in eight)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_end_with, args=(parent,), daemon=True).start()
+
+
+def _end_with(parent: int, every: float = 0.5) -> None:
+    while _alive(parent):
+        time.sleep(every)
+    os._exit(1)
+
+
+def _alive(pid: int) -> bool:
+    """Whether process `pid` still runs. On Linux a zombie (ended, not yet reaped) counts as
+    ended: a caller that reaps dcgan only after its pipes close would otherwise wait for a worker
+    that waits for dcgan to vanish."""
+    if os.path.isdir("/proc/self"):
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                return f.read().rpartition(b")")[2].split()[0] != b"Z"  # the state field
+        except OSError:
+            return False
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, not ours to signal
+        pass
+    return True
 
 
 def _stop_workers(pool: ProcessPoolExecutor) -> None:

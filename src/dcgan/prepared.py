@@ -172,6 +172,26 @@ class _Signal(KeyboardInterrupt):
         self.signum = signum
 
 
+_held: list[int] = []  # [first signal seen, or 0] while signals_held() runs
+
+
+@contextlib.contextmanager
+def signals_held():
+    """Inside `interruptible`, hold a signal until the end of the block instead of raising it
+    inside: for code that must not stop half-way, such as a process pool between starting a
+    worker and recording it (a worker it does not know of, it cannot stop)."""
+    if _held:  # nested: the outer block raises
+        yield
+        return
+    _held.append(0)
+    try:
+        yield
+    finally:
+        signum = _held.pop()
+    if signum:
+        os.kill(os.getpid(), signum)  # handled again, now outside the block
+
+
 @contextlib.contextmanager
 def interruptible(what: str):
     """While preparing `what`: SIGINT and SIGTERM raise in this (main) thread, so the `with
@@ -185,6 +205,9 @@ def interruptible(what: str):
     signals = [s for s in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(s) != signal.SIG_IGN]
 
     def handle(signum, frame):
+        if _held:  # inside signals_held(): raised at its end
+            _held[0] = _held[0] or signum
+            return
         for s in signals:
             signal.signal(s, signal.SIG_IGN)
         raise _Signal(signum)
