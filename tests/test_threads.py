@@ -293,13 +293,11 @@ def test_no_cgroups_or_unreadable_files_mean_no_quota(tmp_path):
     assert perf.cpu_quota(info, _cgroup(tmp_path, "0::/\n")) is None
 
 
-def test_available_cpus_rounds_the_quota_up_within_the_affinity_mask():
+def test_available_cpus_rounds_the_quota_up_within_the_affinity_mask(monkeypatch):
     cores = len(perf.affinity_cpus())
-    assert perf.available_cpus(None) == cores
-    assert perf.available_cpus(0.5) == 1
-    assert perf.available_cpus(1.0) == 1
-    assert perf.available_cpus(1.5) == min(cores, 2)
-    assert perf.available_cpus(1000.0) == cores
+    for quota, want in ((None, cores), (0.5, 1), (1.0, 1), (1.5, min(cores, 2)), (1000.0, cores)):
+        monkeypatch.setattr(perf, "cpu_quota", lambda q=quota: q)
+        assert perf.available_cpus() == want, quota
 
 
 def test_auto_threads_start_within_the_quota_and_say_so(monkeypatch):
@@ -309,16 +307,18 @@ def test_auto_threads_start_within_the_quota_and_say_so(monkeypatch):
     said = []
     try:
         torch_engine.cpu_threads(2)
-        gov = loop._threads(torch_engine, "auto", "cpu", Solo(), said.append, quota=1.0)
+        monkeypatch.setattr(perf, "cpu_quota", lambda: 1.0)
+        gov = loop._threads(torch_engine, "auto", "cpu", Solo(), said.append)
         assert gov.current == gov.max == 1 and torch_engine.cpu_threads() == 1
         assert said == [
             "this process may use 1 CPU (its cgroup's CPU quota): training on 1 thread, not 2 "
             "(--threads N fixes the count)"
         ]
-        torch_engine.cpu_threads(2)
-        gov = loop._threads(torch_engine, "auto", "cpu", Solo(), said.append, quota=None)
-        assert gov.current == 2 and len(said) == 1  # no quota: torch's count, nothing said
-        gov = loop._threads(torch_engine, 2, "cpu", Solo(), said.append, quota=0.5)
+        gov = loop._threads(torch_engine, 2, "cpu", Solo(), said.append)
         assert gov is None and torch_engine.cpu_threads() == 2  # a fixed count is the user's
+        monkeypatch.setattr(perf, "cpu_quota", lambda: None)
+        torch_engine.cpu_threads(64)  # more than the cores, set by the user: no quota to cite
+        gov = loop._threads(torch_engine, "auto", "cpu", Solo(), said.append)
+        assert gov.current == 64 and len(said) == 1  # no quota: torch's count, nothing said
     finally:
         torch_engine.cpu_threads(before)

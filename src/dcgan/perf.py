@@ -110,17 +110,13 @@ def affinity_cpus() -> list[int]:
     return list(range(os.cpu_count() or 1))
 
 
-def available_cpus(quota: float | None | bool = True) -> int:
+def available_cpus() -> int:
     """How many CPUs this process can keep busy: its affinity mask, capped by its cgroup's CPU
     quota rounded up (`docker run --cpus 1.5` -> 2). The count to start threads or worker
-    processes from: torch and os.cpu_count() see every core of the host, not the quota.
-    `quota`: True reads it (cpu_quota()), a number or None gives it."""
+    processes from: torch and os.cpu_count() see every core of the host, not the quota."""
+    quota = cpu_quota()
     cpus = len(affinity_cpus())
-    if quota is True:
-        quota = cpu_quota()
-    if quota:
-        cpus = min(cpus, max(1, math.ceil(quota - 1e-9)))
-    return cpus
+    return min(cpus, max(1, math.ceil(quota - 1e-9))) if quota else cpus
 
 
 def cpu_quota(mountinfo: str = "/proc/self/mountinfo", cgroup: str = "/proc/self/cgroup"):

@@ -496,11 +496,11 @@ def _process_group(config, resume, changes, device: str):
     return distributed.init_from_env(device_type(device))
 
 
-def _threads(engine, threads: int | str, device, group, say=lambda message: None, quota=True):
+def _threads(engine, threads: int | str, device, group, say=lambda message: None):
     """Apply a fixed thread count, or return the governor that adapts it ("auto"), or None.
 
     "auto" on a CPU starts from torch's count capped by the CPUs a cgroup quota grants
-    (perf.available_cpus; `quota` as there), and says so in one line when it caps."""
+    (perf.available_cpus), and says so in one line when it caps."""
     if threads != "auto":
         if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= 4096:
             raise UsageError(f"--threads must be auto or a whole number from 1, not {threads!r}")
@@ -514,9 +514,8 @@ def _threads(engine, threads: int | str, device, group, say=lambda message: None
         return None
     from .perf import ThreadGovernor, available_cpus, cpu_quota
 
-    limit = cpu_quota() if quota is True else quota
-    cap = available_cpus(limit)
-    if count > cap:
+    limit, cap = cpu_quota(), available_cpus()
+    if limit and count > cap:  # (a count above the affinity mask alone is the user's choice)
         cpus, threads_word = f"CPU{'s' if limit != 1 else ''}", f"thread{'s' if cap != 1 else ''}"
         say(
             f"this process may use {limit:g} {cpus} (its cgroup's CPU quota): training on {cap} "
