@@ -59,7 +59,8 @@ DIGITS_NET = ModelConfig(image_size=28, channels=1, latent_dim=100, g_features=6
 
 
 def _run_config(cfg: ModelConfig) -> RunConfig:
-    return RunConfig(model=cfg, train=TrainConfig(batch_size=BATCH)).validate()
+    # fp32 on both engines (auto would be bf16 for torch on AMX CPUs)
+    return RunConfig(model=cfg, train=TrainConfig(batch_size=BATCH, precision="fp32")).validate()
 
 
 def numpy_iteration(cfg: ModelConfig):

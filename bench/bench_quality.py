@@ -22,7 +22,9 @@ today (the 28 px default before issue 12: width 32, batch 64, lr 6e-4 for both),
   beta=B1/B2                Adam's betas
   w=N g=N d=N b=N           widths, batch size
   ema=D                     an EMA generator (decay D), sampled after recalibrate_bn
-  bf16                      bf16 autocast of the convolutions (--precision bf16)
+  fp32 | bf16               the precision (bf16: autocast of the convolutions); without
+                            either, the library's default --precision auto: bf16 on CPUs
+                            with AMX, fp32 elsewhere
   lin                       learning rates decayed linearly to 0 over the run
   tail=F                    constant, then decayed linearly to 0 over the run's last share F
 
@@ -127,8 +129,8 @@ def parse_recipe(name: str, kind: str, image_size: int) -> Recipe:
             train["batch_size"] = int(value)
         elif key == "ema":
             train |= {"ema": True, "ema_decay": float(value)}
-        elif key == "bf16":
-            train["precision"] = "bf16"
+        elif key in ("fp32", "bf16"):
+            train["precision"] = key
         elif key == "lin":  # the whole run: tail=1
             extra["tail"] = 1.0
         elif key == "tail":

@@ -41,7 +41,7 @@ def parse_recipe(name: str) -> tuple[dict, dict]:
     """A recipe named by its changes to the defaults, dash-separated: "default" (what `dcgan
     train` uses at 28 px: config.size_defaults), "paper" (width 64, lr 2e-4), wN (g_features = d_features = N), gN / dN (one of them), bN (batch size), lrX
     (both learning rates X * 1e-4), lrgX / lrdX (one of them), emaD (EMA with decay 0.D, e.g.
-    ema999), noema, epochsN. "w32-b64-lr4-ema999" is the 28 px net at width 32, batch 64,
+    ema999), noema, epochsN, fp32 / bf16 (else --precision auto: bf16 on AMX CPUs). "w32-b64-lr4-ema999" is the 28 px net at width 32, batch 64,
     lr 4e-4 and an EMA of decay 0.999."""
     model, train = size_defaults("dcgan", 28)
     for token in name.split("-"):
@@ -53,6 +53,9 @@ def parse_recipe(name: str) -> tuple[dict, dict]:
             continue
         if token == "noema":
             train["ema"] = False
+            continue
+        if token in ("fp32", "bf16"):  # else the library's default, auto (bf16 on AMX CPUs)
+            train["precision"] = token
             continue
         m = re.fullmatch(r"(w|g|d|b|lrg|lrd|lr|ema|epochs)([\d.]+)", token)
         if not m:

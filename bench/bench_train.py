@@ -155,6 +155,8 @@ class Engine:
 
     def __init__(self, data, cfg: ModelConfig, batch: int, tweak=None, **train):
         # a long run stopped by should_stop: a run's last step would also draw a sample grid
+        # fp32 unless a contestant asks for bf16 (not auto, which is bf16 on AMX CPUs)
+        train = {"precision": "fp32"} | train
         train_cfg = TrainConfig(batch_size=batch, steps=10**9, **train)
         config = RunConfig(model=cfg, data=DataConfig(), train=train_cfg).validate()
         self.state = T.create_state(config, torch.device(ARGS.device))

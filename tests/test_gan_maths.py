@@ -84,7 +84,7 @@ def test_logged_d_real_is_the_loss_s_own_reading(digits, loss, score):
     # bce logs sigmoid(logit); lsgan's D output is the score itself (targets 0 and 1)
     import copy
 
-    state = create_state(tiny_config(loss=loss), CPU)
+    state = create_state(tiny_config(loss=loss, precision="fp32"), CPU)  # fp32, as `expected`
     inputs = _inputs(state, digits)
     d = copy.deepcopy(state.discriminator)  # the same train-mode forward, before the update
     with torch.no_grad():

@@ -13,6 +13,7 @@ import pytest
 
 from browser import find_chromium, load_page
 from conftest import run_dcgan
+from dcgan.perf import amx_bf16
 
 pytest.importorskip(
     "matplotlib", reason="the report needs the report extra: pip install -e '.[report]'"
@@ -66,7 +67,9 @@ def test_report_of_one_run_is_self_contained_and_complete(runs):
     assert "final grid (step 12)" in grids and "progress.gif" in grids
     assert "real training images" in grids and "step 4" in grids
     assert any(alt.startswith("step12-nice0.5") for alt in grids)
-    for text in ("Checkpoints kept", "step_000000012.safetensors", "config.json", "bce", "fp32"):
+    # the precision auto chose on this CPU
+    precision = "auto (bf16)" if amx_bf16() else "auto (fp32)"
+    for text in ("Checkpoints kept", "step_000000012.safetensors", "config.json", "bce", precision):
         assert text in page, text
     assert "skipped" in page  # the data source line says what it knows about skipped files
 

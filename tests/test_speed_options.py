@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import subprocess
 import sys
@@ -61,9 +62,105 @@ def test_bf16_changes_the_numerics_but_not_the_trajectory(digits):
         np.testing.assert_allclose(a[k], b[k], atol=0.05, rtol=0.05, err_msg=k)
 
 
+def test_amx_is_read_from_the_cpu_flags(tmp_path):
+    from dcgan.perf import amx_bf16
+
+    info = tmp_path / "cpuinfo"
+    flags = "processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16 {}\n\nprocessor\t: 1\n"
+    info.write_text(flags.format("amx_tile amx_bf16 amx_int8"))
+    assert amx_bf16(str(info))
+    info.write_text(flags.format("avx512_vnni"))  # Zen 4/5: AVX512-BF16 without AMX
+    assert not amx_bf16(str(info))
+    assert not amx_bf16(str(tmp_path / "absent"))
+
+
+class _Group:
+    """A stand-in for a multi-process group: `any` answers as if another rank had said `other`."""
+
+    def __init__(self, other: bool):
+        self.other = other
+
+    def any(self, flag: bool) -> bool:
+        return flag or self.other
+
+
+@pytest.mark.parametrize("amx", [True, False])
+def test_auto_precision_is_bf16_only_on_cpus_with_amx(monkeypatch, amx):
+    from dcgan import perf
+    from dcgan.torch_engine import resolve_precision
+
+    monkeypatch.setattr(perf, "amx_bf16", lambda: amx)
+    assert resolve_precision("auto", CPU) == ("bf16" if amx else "fp32")
+    # given precisions are kept; GPUs stay fp32 until measured there
+    assert resolve_precision("fp32", CPU) == "fp32"
+    assert resolve_precision("bf16", CPU) == "bf16"
+    assert resolve_precision("auto", torch.device("cuda")) == "fp32"
+    assert resolve_precision("auto", torch.device("mps")) == "fp32"
+    # every rank takes the same: bf16 only if all have AMX
+    assert resolve_precision("auto", CPU, _Group(other=True)) == "fp32"
+    assert resolve_precision("auto", CPU, _Group(other=False)) == ("bf16" if amx else "fp32")
+
+
+@pytest.mark.parametrize("amx", [True, False])
+def test_auto_precision_is_what_the_step_computes_in(monkeypatch, digits, amx):
+    from dcgan import perf
+
+    monkeypatch.setattr(perf, "amx_bf16", lambda: amx)
+    config = tiny_config(steps=2, precision="auto")
+    auto, fp32, bf16 = (
+        create_state(_with(config, precision=p), CPU) for p in ("auto", "fp32", "bf16")
+    )
+    assert auto.precision == ("bf16" if amx else "fp32")
+    for state in (auto, fp32, bf16):
+        fit(state, digits)
+    same = bf16 if amx else fp32
+    a, b = _params(auto), _params(same)
+    assert all(np.array_equal(a[k], b[k]) for k in a)  # bit-exact with the precision it chose
+
+
+@pytest.mark.parametrize("amx", [True, False])
+def test_a_run_records_and_reports_the_precision_auto_chose(monkeypatch, tmp_path, digits, amx):
+    from dcgan import perf
+    from dcgan.report import write_report
+    from dcgan.runner import Callbacks, train
+
+    monkeypatch.setattr(perf, "amx_bf16", lambda: amx)
+    heard = []
+
+    class Heard(Callbacks):
+        def message(self, text):
+            heard.append(text)
+
+    result = train(
+        tiny_config(steps=2), data=digits, runs_dir=tmp_path, device="cpu", callbacks=Heard()
+    )
+    info = json.loads((result.run_dir / "info.json").read_text())
+    chosen = "bf16" if amx else "fp32"
+    assert info["precision"] == chosen
+    said = [m for m in heard if m.startswith("precision:")]
+    assert said == (
+        [
+            "precision: bf16, the faster one on this CPU (AMX); pass --precision fp32 to train in fp32"
+        ]
+        if amx
+        else []
+    )
+    html = write_report([result.run_dir], tmp_path / "report.html").read_text()
+    assert f"torch / cpu / auto ({chosen})" in html
+
+
+def test_the_numpy_engine_takes_auto_as_fp32():
+    config = tiny_config(engine="numpy")
+    assert config.train.precision == "auto"
+    from dcgan.numpy_engine.train import create_state as numpy_state
+
+    assert numpy_state(config, "cpu").precision == "fp32"
+
+
 def test_channels_last_matches_the_default_layout(digits):
-    nhwc = create_state(tiny_config(steps=4, channels_last=True), CPU)
-    nchw = create_state(tiny_config(steps=4, channels_last=False), CPU)
+    # fp32: in bf16 the two layouts round differently (auto is bf16 on a CPU with AMX)
+    nhwc = create_state(tiny_config(steps=4, channels_last=True, precision="fp32"), CPU)
+    nchw = create_state(tiny_config(steps=4, channels_last=False, precision="fp32"), CPU)
     assert nhwc.generator.main[3].weight.is_contiguous(memory_format=torch.channels_last)
     fit(nhwc, digits), fit(nchw, digits)
     a, b = _params(nhwc), _params(nchw)
@@ -73,7 +170,7 @@ def test_channels_last_matches_the_default_layout(digits):
 
 
 def test_resume_may_switch_layout_and_stays_close(tmp_path, digits):
-    config = tiny_config(steps=6, channels_last=True)
+    config = tiny_config(steps=6, channels_last=True, precision="fp32")
     whole = create_state(config, CPU)
     fit(whole, digits)
     half = create_state(_with(config, steps=3), CPU)
@@ -107,7 +204,7 @@ def test_speed_options_round_trip_and_old_configs_get_defaults():
     for key in ("precision", "channels_last", "compile"):
         del old["train"][key]
     train = RunConfig.from_dict(old).train
-    assert (train.precision, train.channels_last, train.compile) == ("fp32", True, False)
+    assert (train.precision, train.channels_last, train.compile) == ("auto", True, False)
 
 
 def test_cli_flags_reach_the_config():
@@ -121,7 +218,7 @@ def test_cli_flags_reach_the_config():
     train = cli_train._config_from_args(args).train
     assert (train.precision, train.channels_last, train.compile) == ("bf16", False, True)
     train = cli_train._config_from_args(parser.parse_args(["train"])).train
-    assert (train.precision, train.channels_last, train.compile) == ("fp32", True, False)
+    assert (train.precision, train.channels_last, train.compile) == ("auto", True, False)
 
 
 def test_tune_malloc_is_glibc_only_and_imports_no_torch():

@@ -25,7 +25,7 @@ MODEL_KINDS = ("dcgan", "mlp")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DCGAN_SIZES = (28, 32, 64, 128)
 ENGINES = ("torch", "numpy")
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16")
 D_NORMS = ("batch", "none", "layer")  # D's normalisation: BatchNorm (the paper), none, GroupNorm(1)
 
 
@@ -145,8 +145,10 @@ class TrainConfig:
     eval_num: int = 2000  # generated images per evaluation
     engine: str = "torch"  # "numpy": dcgan.numpy_engine (no torch); a resume may switch it
     # speed options of the torch engine (bench/README.md, "Training speed (CPU)"); a resume may
-    # switch them. bf16: autocast of G and D's convolutions, the losses stay fp32
-    precision: str = "fp32"
+    # switch them. bf16: autocast of G and D's convolutions, the losses stay fp32; auto: bf16
+    # where it measured faster with samples as good (CPUs with AMX), else fp32; resolved on the
+    # device each session runs on (torch_engine.resolve_precision)
+    precision: str = "auto"
     channels_last: bool = True  # NHWC activations: 1.1-1.35x on CPU (oneDNN); not on MPS
     compile: bool = False  # torch.compile G and D: a long first step, then faster ones
     # non-finite losses: roll back to the newest checkpoint with half the learning rates (at most
@@ -199,7 +201,7 @@ class TrainConfig:
             raise UsageError(f"--r1 must be 0 (off) or a positive number, got {self.r1_gamma}")
         if self.engine == "numpy" and (self.augment or self.r1_gamma):
             raise UsageError("--augment and --r1 need the torch engine")
-        if self.engine == "numpy" and (self.precision != "fp32" or self.compile):
+        if self.engine == "numpy" and (self.precision == "bf16" or self.compile):
             raise UsageError("--precision bf16 and --compile need the torch engine")
         if self.engine == "numpy" and self.loss == "wgan-gp":
             raise UsageError(

@@ -78,16 +78,7 @@ def cpu_kind(cpuinfo: str = "/proc/cpuinfo") -> str:
     and the cores this process may use. Falls back to platform's answer off Linux."""
     import platform
 
-    fields: dict[str, str] = {}
-    try:
-        with open(cpuinfo, encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if not line.strip():
-                    break  # the first processor's block is enough
-                key, _, value = line.partition(":")
-                fields[key.strip()] = value.strip()
-    except OSError:
-        pass
+    fields = _cpu_fields(cpuinfo)
     name = fields.get("model name") or platform.processor() or platform.machine()
     labels = (("vendor_id", ""), ("cpu family", "family "), ("model", "model "))
     ident = " ".join(label + fields[key] for key, label in labels if key in fields)
@@ -101,6 +92,28 @@ def cpu_kind(cpuinfo: str = "/proc/cpuinfo") -> str:
     if quota:
         parts.append(f"CPU quota {quota:g}")
     return ", ".join(parts)
+
+
+def amx_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """Whether this CPU has AMX tiles for bf16 (Sapphire Rapids and later Xeons) that the kernel
+    enables: Linux lists the amx_bf16 flag only then. On such CPUs oneDNN runs bf16
+    convolutions on AMX, and `--precision auto` picks bf16 (bench/README.md, "bf16 on AMX")."""
+    return "amx_bf16" in _cpu_fields(cpuinfo).get("flags", "").split()
+
+
+def _cpu_fields(cpuinfo: str) -> dict[str, str]:
+    """The first processor's block of /proc/cpuinfo as a dict ({} where there is none)."""
+    fields: dict[str, str] = {}
+    try:
+        with open(cpuinfo, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if not line.strip():
+                    break  # the first processor's block is enough
+                key, _, value = line.partition(":")
+                fields[key.strip()] = value.strip()
+    except OSError:
+        pass
+    return fields
 
 
 def affinity_cpus() -> list[int]:

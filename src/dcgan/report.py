@@ -216,7 +216,10 @@ def _overview(summaries: list[RunSummary]) -> str:
 
 def _engine(s: RunSummary) -> str:
     device = s.info.get("device", "device not recorded")
-    return f"{s.config.train.engine} / {device} / {s.config.train.precision}"
+    precision = s.config.train.precision
+    if precision == "auto":  # what it resolved to on the device of the last session
+        precision += f" ({s.info['precision']})" if "precision" in s.info else ""
+    return f"{s.config.train.engine} / {device} / {precision}"
 
 
 def _data(s: RunSummary) -> str:

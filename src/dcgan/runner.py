@@ -264,7 +264,12 @@ def _train(
             if run.config() != config:
                 run.update_config(config)
             run.truncate_stats(state.step)
-        run.update_info(device=str(dev), world_size=group.world, data=rundir.data_info(data))
+        run.update_info(
+            device=str(dev),
+            precision=state.precision,
+            world_size=group.world,
+            data=rundir.data_info(data),
+        )
         cb = views.wrap(cb, run.path, state.step)  # report.html and TensorBoard, when asked
     run_dir = Path(group.broadcast(str(run.path) if run else None))
     hooks = _hooks(run, state, engine, config, evaluator, dev, cb) if group.is_main else Hooks()
@@ -274,6 +279,11 @@ def _train(
     stop.deferred = True
     hooks.should_stop, hooks.threads = stop, governor
     cb.started(run_dir, config, data, state.step, end)
+    if config.train.precision == "auto" and state.precision != "fp32":
+        cb.message(
+            f"precision: {state.precision}, the faster one on this CPU (AMX); pass --precision "
+            "fp32 to train in fp32"
+        )
     started = time.perf_counter()
     rollbacks = 0
     while True:

@@ -85,6 +85,7 @@ class TrainState:
     step: int = 0
     elapsed: float = 0.0  # training seconds over all sessions of this run
     extra: dict[str, Any] = field(default_factory=dict)  # JSON-able state of hooks
+    precision: str = "fp32"  # always: --precision auto resolves to it here
 
     @property
     def sampler(self) -> Generator:
