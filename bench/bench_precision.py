@@ -72,9 +72,9 @@ def evaluate(run: Path, num: int) -> dict:
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr}")
-    record = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
-    keep = ("digits_fd", "digits_kl", "digits_classes", "digits_confident", "swd")
-    return {k: record[k] for k in keep if k in record}
+    metrics = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])["metrics"]
+    keep = ("digits_fd", "digits_kl", "digits_coverage", "digits_confident", "swd")
+    return {k: metrics[k] for k in keep if k in metrics}
 
 
 def main() -> None:
