@@ -144,12 +144,14 @@ def create_state(
     )
 
 
-def resolve_precision(precision: str, device: torch.device, group: ProcessGroup | None = None):
-    """The precision ("fp32" or "bf16") a run's setting means on this device. auto is bf16 on CPUs with
-    AMX, where it measured 1.6-2.3x the steps per second and as good or better samples in equal
-    time (bench/README.md, "bf16 on AMX"), and fp32 elsewhere: on other CPUs bf16 gained less
-    and was not measured for quality at equal time, and on GPUs nothing is measured yet. All
-    ranks of a multi-process run take bf16 only if every one of them has AMX."""
+def resolve_precision(
+    precision: str, device: torch.device, group: ProcessGroup | None = None
+) -> str:
+    """The precision ("fp32" or "bf16") a run's setting means on this device. auto is bf16 on
+    CPUs with AMX, where it measured 1.5-2.4x the steps per second and as good or better samples
+    in equal time (bench/README.md, "bf16 on AMX: the default"), and fp32 elsewhere: on other
+    CPUs bf16 gained less and was not measured for quality at equal time, and on GPUs nothing is
+    measured yet. All ranks of a multi-process run take bf16 only if every one of them has AMX."""
     if precision != "auto":
         return precision
     from .perf import amx_bf16

@@ -182,7 +182,7 @@ def register(sub) -> None:
         "--precision",
         choices=PRECISIONS,
         help="auto (default: bf16 on CPUs with AMX, fp32 elsewhere), fp32, or bf16: autocast, "
-        "1.6-2.3x faster on CPUs with AMX, 1.2-1.7x with AVX512-BF16; on --resume the run's "
+        "1.5-2.4x faster on CPUs with AMX, 1.2-1.7x with AVX512-BF16; on --resume the run's "
         "setting unless given",
     )
     p.add_argument(
