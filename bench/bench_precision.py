@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from bench_load import rate  # noqa: E402 (bench/ is the script's folder)
 
 from dcgan.perf import cpu_kind  # noqa: E402
 
@@ -53,16 +54,15 @@ def train(out: Path, name: str, precision: str, seed: int, extra: list[str]) -> 
         raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr}")
     run = out / name
     info = json.loads((run / "info.json").read_text())
-    stats = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
-    rates = [r["img_per_s"] for r in stats[1:]] or [stats[-1]["img_per_s"]]  # first: warm-up
+    last = json.loads((run / "stats.jsonl").read_text().splitlines()[-1])
     return {
         "precision": precision,
         "resolved": info.get("precision", "?"),
         "seed": seed,
-        "steps": stats[-1]["step"],
+        "steps": last["step"],
         "wall_s": wall,
-        "train_s": stats[-1]["wall_time"],
-        "img_per_s": statistics.median(rates),
+        "train_s": last["wall_time"],
+        "img_per_s": rate(out, name),  # the median after the first (warm-up) interval
         "said": [line for line in proc.stderr.splitlines() if line.startswith("precision:")],
     }
 
