@@ -57,3 +57,22 @@ def test_a_signal_inside_signals_held_is_raised_at_its_end_not_inside():
     assert reached == ["after the signal, inside", "end of the block"]
     assert caught.value.exit_code == 128 + signal.SIGTERM  # the first signal is the one raised
     assert "SIGTERM while preparing the set" in str(caught.value)
+
+
+def test_a_held_signal_wins_over_the_error_it_caused_inside_the_block():
+    # Ctrl-C reaches a worker too, which breaks the pool the held block submits to: the user
+    # must see the signal (one line, exit 130), not the pool's error as a traceback
+    with pytest.raises(PreparationInterrupted) as caught:
+        with interruptible("the set"):
+            with signals_held():
+                os.kill(os.getpid(), signal.SIGINT)
+                raise RuntimeError("the pool broke because a worker got the Ctrl-C too")
+    assert caught.value.exit_code == 128 + signal.SIGINT
+    assert "SIGINT while preparing the set" in str(caught.value)
+
+
+def test_an_error_inside_signals_held_without_a_signal_is_the_error():
+    with pytest.raises(RuntimeError, match="a real failure"):
+        with interruptible("the set"):
+            with signals_held():
+                raise RuntimeError("a real failure")

@@ -244,17 +244,16 @@ def decode_all(
             else:
                 done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
             for future in done:
-                try:
-                    yield from future.result()
-                except BrokenProcessPool:
-                    raise DataError(
-                        "a decoding process died (out of memory, or a decoder crashed on a "
-                        "file); prepare in one process with DCGAN_WORKERS=1 to find the file"
-                    ) from None
+                yield from future.result()
             in_flight -= done
-    except BaseException:  # Ctrl-C, SIGTERM or an error downstream: stop the workers now
+    except BaseException as e:  # Ctrl-C, SIGTERM, a dead worker, an error downstream
         if pool is not None:
-            _stop_workers(pool)
+            _stop_workers(pool)  # now, not after their chunks
+        if isinstance(e, BrokenProcessPool):  # from a result, or a submit after the death
+            raise DataError(
+                "a decoding process died (out of memory, or a decoder crashed on a file); "
+                "prepare in one process with DCGAN_WORKERS=1 to find the file"
+            ) from None
         raise
     finally:
         _TARGET.clear()
@@ -265,7 +264,8 @@ def decode_all(
 def _worker_start(parent: int) -> None:
     """In a worker: ignore Ctrl-C, which reaches the whole process group but only the parent
     handles (it stops the workers), so a worker prints no KeyboardInterrupt traceback of its
-    own; and end when the parent process ends. A signal can stop the parent between a worker's
+    own (a forkserver we started hands this on from birth, see `_start_forkserver_deaf_to_ctrl_c`;
+    this covers spawn and a server started by others); and end when the parent process ends. A signal can stop the parent between a worker's
     start and the executor's note of it, and `_stop_workers` cannot terminate a worker it does
     not know: that worker would wait for work forever, holding the user's terminal or pipe open
     (seen under SIGTERM, about one run in eight)."""
@@ -318,7 +318,33 @@ def _pool_context() -> multiprocessing.context.BaseContext:
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload([__name__])
+    _start_forkserver_deaf_to_ctrl_c()
     return context
+
+
+def _start_forkserver_deaf_to_ctrl_c() -> None:
+    """Start the forkserver, if it is not running yet, with SIGINT ignored: Python keeps a
+    disposition it inherits as ignored, the server records it as the one its workers restore,
+    so the Ctrl-C that reaches the whole process group never stops a worker midway through its
+    start-up (before `_worker_start` can ignore it), which would break the pool. SIGINT is
+    blocked meanwhile, so this process's own Ctrl-C stays pending (Linux keeps a blocked
+    signal even while it is ignored) and reaches its handler when both are restored.
+
+    Only the main thread may change a handler; elsewhere the server starts as it would."""
+    from multiprocessing import forkserver
+
+    if threading.current_thread() is not threading.main_thread() or not hasattr(
+        signal, "pthread_sigmask"
+    ):
+        forkserver.ensure_running()
+        return
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        forkserver.ensure_running()
+    finally:
+        signal.signal(signal.SIGINT, handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 def default_workers(n_files: int) -> int:

@@ -179,7 +179,11 @@ _held: list[int] = []  # [first signal seen, or 0] while signals_held() runs
 def signals_held():
     """Inside `interruptible`, hold a signal until the end of the block instead of raising it
     inside: for code that must not stop half-way, such as a process pool between starting a
-    worker and recording it (a worker it does not know of, it cannot stop)."""
+    worker and recording it (a worker it does not know of, it cannot stop).
+
+    A held signal is raised at the end even when the block itself raised: the signal is the
+    cause the user must see, and the block's error often its consequence (a Ctrl-C reaches the
+    whole process group, so a worker it stops breaks the pool the block submits to)."""
     if _held:  # nested: the outer block raises
         yield
         return
@@ -188,8 +192,8 @@ def signals_held():
         yield
     finally:
         signum = _held.pop()
-    if signum:
-        os.kill(os.getpid(), signum)  # handled again, now outside the block
+        if signum:
+            os.kill(os.getpid(), signum)  # handled again, now outside the block
 
 
 @contextlib.contextmanager
