@@ -237,33 +237,6 @@ def test_decoding_workers_ignore_ctrl_c_from_birth(tmp_path):
     assert out.stdout.split() == ["True", "False", "True"]
 
 
-def test_a_ctrl_c_while_the_forkserver_starts_is_kept_for_this_process(monkeypatch):
-    import signal
-    from multiprocessing import forkserver
-
-    from dcgan import folders
-
-    during = []
-
-    def starting():  # stands in for the server's start, a Ctrl-C arriving meanwhile
-        during.append(signal.getsignal(signal.SIGINT) is signal.SIG_IGN)
-        os.kill(os.getpid(), signal.SIGINT)
-        during.append("not interrupted")
-
-    monkeypatch.setattr(forkserver, "ensure_running", starting)
-    got = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: got.append(signum))
-    try:
-        folders._start_forkserver_deaf_to_ctrl_c()
-        for _ in range(1000):  # the handler runs between bytecodes
-            np.zeros(1)
-        assert signal.getsignal(signal.SIGINT) is not signal.SIG_IGN  # handler restored
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    assert during == [True, "not interrupted"]  # the server inherits "ignored"
-    assert got == [signal.SIGINT]  # and this process's Ctrl-C is not lost
-
-
 @pytest.mark.skipif(not os.path.isdir("/proc"), reason="process listing via /proc")
 @pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT"])
 def test_a_signal_during_decoding_leaves_nothing_behind(tmp_path, signame):

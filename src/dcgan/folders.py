@@ -264,11 +264,12 @@ def decode_all(
 def _worker_start(parent: int) -> None:
     """In a worker: ignore Ctrl-C, which reaches the whole process group but only the parent
     handles (it stops the workers), so a worker prints no KeyboardInterrupt traceback of its
-    own (a forkserver we started hands this on from birth, see `_start_forkserver_deaf_to_ctrl_c`;
-    this covers spawn and a server started by others); and end when the parent process ends. A signal can stop the parent between a worker's
-    start and the executor's note of it, and `_stop_workers` cannot terminate a worker it does
-    not know: that worker would wait for work forever, holding the user's terminal or pipe open
-    (seen under SIGTERM, about one run in eight)."""
+    own (a forkserver we started ignores it from each worker's birth, `_forkserver_preload`;
+    this covers spawn and a server started by others); and end when the parent process ends.
+    A signal can stop the parent between a worker's start and the executor's note of it, and
+    `_stop_workers` cannot terminate a worker it does not know: that worker would wait for work
+    forever, holding the user's terminal or pipe open (seen under SIGTERM, about one run in
+    eight)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_end_with, args=(parent,), daemon=True).start()
 
@@ -313,38 +314,13 @@ def _stop_workers(pool: ProcessPoolExecutor) -> None:
 def _pool_context() -> multiprocessing.context.BaseContext:
     """forkserver: workers start from a clean process, not a fork of one holding torch's thread
     pools (fork with threads running can deadlock). The server imports this module once, so
-    each worker starts in milliseconds instead of importing numpy and Pillow again."""
+    each worker starts in milliseconds instead of importing numpy and Pillow again, and
+    `_forkserver_preload` first, so each worker ignores Ctrl-C from birth."""
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__])
-    _start_forkserver_deaf_to_ctrl_c()
+    context.set_forkserver_preload(["dcgan._forkserver_preload", __name__])
     return context
-
-
-def _start_forkserver_deaf_to_ctrl_c() -> None:
-    """Start the forkserver, if it is not running yet, with SIGINT ignored: Python keeps a
-    disposition it inherits as ignored, the server records it as the one its workers restore,
-    so the Ctrl-C that reaches the whole process group never stops a worker midway through its
-    start-up (before `_worker_start` can ignore it), which would break the pool. SIGINT is
-    blocked meanwhile, so this process's own Ctrl-C stays pending (Linux keeps a blocked
-    signal even while it is ignored) and reaches its handler when both are restored.
-
-    Only the main thread may change a handler; elsewhere the server starts as it would."""
-    from multiprocessing import forkserver
-
-    if threading.current_thread() is not threading.main_thread() or not hasattr(
-        signal, "pthread_sigmask"
-    ):
-        forkserver.ensure_running()
-        return
-    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        forkserver.ensure_running()
-    finally:
-        signal.signal(signal.SIGINT, handler)
-        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 def default_workers(n_files: int) -> int:
