@@ -144,6 +144,27 @@ def test_workers_from_the_environment_and_a_dying_worker(tmp_path, monkeypatch, 
         list(folders.decode_all(files, target, 8, None, workers=2))
 
 
+def test_a_pool_broken_before_a_submit_is_the_same_one_line_error(tmp_path, monkeypatch, cifar_dir):
+    # a worker can die between two submits: the next submit, not a result, then raises
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    from dcgan import folders
+    from dcgan.errors import DataError
+
+    class BrokenOnSubmit(ProcessPoolExecutor):
+        def submit(self, *args, **kwargs):
+            raise BrokenProcessPool("A child process terminated abruptly")
+
+    monkeypatch.setattr(folders, "ProcessPoolExecutor", BrokenOnSubmit)
+    files = folders.scan_folder(cifar_dir / "cat")[0][:16]
+    target = tmp_path / "out.npy"
+    np.lib.format.open_memmap(target, mode="w+", dtype=np.uint8, shape=(16, 3, 8, 8)).flush()
+    with pytest.raises(DataError, match="a decoding process died") as caught:
+        list(folders.decode_all(files, target, 8, None, workers=2))
+    assert "\n" not in str(caught.value)
+
+
 # ---------------------------------------------------------------------------------------------
 # SIGTERM / SIGINT during decoding (issue 15): workers stopped, partial cache removed, one line
 
