@@ -1,6 +1,7 @@
 """The `dcgan` command: parses and validates options, then calls the library.
 
-Each subcommand lives in its own module with a `register(subparsers)` that adds its parser.
+Each subcommand lives in its own module with a `register(subparsers)` that adds its parser;
+the helpers they share live in cli/options.py.
 
 Bad input ends in one line on stderr and a non-zero exit (2 for usage), never a traceback.
 Nothing imports this module.
@@ -13,6 +14,9 @@ import sys
 
 from .. import __version__
 from ..errors import DcganError
+from . import compare, data, eval, export, generate, report, train
+
+COMMANDS = (train, generate, eval, compare, report, data, export)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -20,42 +24,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def positive_int_or(word: str, value):
-    """An argparse type: `word` (which parses to `value`) or a positive integer."""
-
-    def parse(text: str):
-        if text == word:
-            return value
-        try:
-            return positive_int(text)
-        except argparse.ArgumentTypeError:
-            raise argparse.ArgumentTypeError(
-                f"must be '{word}' or a positive integer, got {text!r}"
-            ) from None
-
-    return parse
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
-    return value
 
 
 def _one_line(error: BaseException) -> str:
@@ -111,8 +79,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"dcgan {args.command}: interrupted", file=sys.stderr)
         return 130
-
-
-from . import compare, data, eval, export, generate, report, train  # noqa: E402  (they import the helpers above)
-
-COMMANDS = (train, generate, eval, compare, report, data, export)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from . import positive_int
+from .options import bar, positive_int
 
 
 def register(sub) -> None:
@@ -62,7 +62,7 @@ def _load(args):
         size,
         args.channels,
         args.cache_dir,
-        progress_bar(args.progress, "preparing"),
+        bar(args.progress, "preparing"),
         data_dir=args.data_dir,
         split=args.split,
         on_bytes=download_bar(args.progress),
@@ -150,14 +150,6 @@ def describe(data) -> str:
         text += f"; skipped {len(data.skipped)} unreadable file(s), e.g. {data.skipped[0]}"
         text += f" (all listed in {report})" if report else ""
     return "\n".join([text] + [f"warning: {w}" for w in data.warnings])
-
-
-def progress_bar(enabled: bool, what: str):
-    if not enabled:
-        return None
-    from tqdm import tqdm
-
-    return lambda it: tqdm(it, desc=what, unit="img", leave=False, file=sys.stderr)
 
 
 def download_bar(enabled: bool):

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from ..config import DEVICES
-from . import positive_int
+from .options import bar, positive_int
 
 
 def register(sub) -> None:
@@ -244,11 +244,7 @@ def _fmt(value: float) -> str:
 
 
 def _bar(args, what: str, unit: str = "img"):
-    if not args.progress:
-        return None
-    from tqdm import tqdm
-
-    return lambda it: tqdm(it, desc=what, unit=unit, leave=False)
+    return bar(args.progress, what, unit)
 
 
 # ---------------------------------------------------------------------------------------------

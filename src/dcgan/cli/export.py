@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from . import positive_int_or
+from .options import positive_int_or
 
 
 def register(sub) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..config import DEVICES, ENGINES
 from ..errors import UsageError
-from . import positive_int
+from .options import positive_int
 
 MARKER = "generate.json"  # says a folder is a generate output, so a rerun may replace it
 

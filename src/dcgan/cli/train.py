@@ -28,8 +28,8 @@ from ..draw import check_seed
 from ..errors import UsageError
 from ..runner import RESUMABLE, Callbacks
 from ..tracking import progress_mode
-from . import positive_float, positive_int, positive_int_or
 from .eval import add_train_options, eval_metrics_option
+from .options import bar, positive_float, positive_int, positive_int_or
 
 # Training flags that belong to the run's config: None means "not given" (the config default, or
 # on --resume the run's own value). Only the length and the engine may change on resume.
@@ -422,11 +422,4 @@ class _Progress(Callbacks):
 
 
 def _bar(args, what: str):
-    from ..tracking import is_terminal
-
-    # a tqdm bar only on a terminal: in a pipe its frames would fill the log
-    if not args.progress or args.quiet or not is_terminal(sys.stderr):
-        return None
-    from tqdm import tqdm
-
-    return lambda it: tqdm(it, desc=what, unit="img", leave=False)
+    return bar(args.progress and not args.quiet, what)
