@@ -40,6 +40,7 @@ def _run_dir(root: Path, size: int) -> Path:
     import torch
 
     from dcgan import checkpoint as ckpt
+    from dcgan import files, rundir
     from dcgan.config import ModelConfig, RunConfig, TrainConfig
     from dcgan.models import build_models
 
@@ -59,9 +60,9 @@ def _run_dir(root: Path, size: int) -> Path:
                 arrays[f"{prefix}.{name}.{slot}"] = np.zeros(p.shape, np.float32)
     run = root / f"r{size}"
     run.mkdir()
-    ckpt.write_json(run / "config.json", config.to_dict())
+    files.write_json(run / "config.json", config.to_dict())
     ckpt.write_checkpoint(
-        ckpt.checkpoint_path(run, 1), arrays, {"config": config.to_dict(), "step": 1}
+        rundir.checkpoint_path(run, 1), arrays, {"config": config.to_dict(), "step": 1}
     )
     return run
 
@@ -97,8 +98,7 @@ def _measure(root: Path, size: int, rounds: int, opts) -> str:
     import onnxruntime as ort
     import torch
 
-    from dcgan import checkpoint as ckpt
-    from dcgan import draw, export, sampling
+    from dcgan import draw, export, rundir, sampling
 
     run = _run_dir(root, size)
     folder = export.write_generator(run)
@@ -132,7 +132,7 @@ def _measure(root: Path, size: int, rounds: int, opts) -> str:
     return (
         f"| {size} px, width {width} | {n} | {statistics.median(speeds['torch']):.0f} | "
         f"{statistics.median(speeds['onnx']):.0f} | {ratio:.2f}x | "
-        f"{_mb(ckpt.find_checkpoint(run)):.2f} | {_mb(folder / 'model.safetensors'):.2f} | "
+        f"{_mb(rundir.find_checkpoint(run)):.2f} | {_mb(folder / 'model.safetensors'):.2f} | "
         f"{_mb(onnx_file):.2f} | {_mb(ts_file):.2f} |"
     )
 

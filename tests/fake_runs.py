@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from dcgan import checkpoint as ckpt
+from dcgan import files, rundir
 from dcgan.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from dcgan.models import build_models
 
@@ -64,16 +65,16 @@ def make_run(
     }
     run = Path(root) / name
     run.mkdir(parents=True)
-    ckpt.write_json(run / ckpt.CONFIG_FILE, config.to_dict())
+    files.write_json(run / rundir.CONFIG_FILE, config.to_dict())
     ckpt.write_checkpoint(
-        ckpt.checkpoint_path(run, step), arrays, {"config": config.to_dict(), "step": step}
+        rundir.checkpoint_path(run, step), arrays, {"config": config.to_dict(), "step": step}
     )
     return run
 
 
 def torch_generator(run: Path, prefix: str = "generator_ema") -> torch.nn.Module:
     """The run's generator as a plain NCHW float32 module in eval mode."""
-    arrays, meta = ckpt.read_checkpoint(ckpt.find_checkpoint(run))
+    arrays, meta = ckpt.read_checkpoint(rundir.find_checkpoint(run))
     g, _ = build_models(RunConfig.from_dict(meta["config"]).model)
     g.load_state_dict({k: torch.from_numpy(v) for k, v in ckpt.subset(arrays, prefix).items()})
     return g.eval()

@@ -148,17 +148,17 @@ def test_training_writes_the_generator_folder(tmp_path, digits):
 def test_a_full_disk_names_the_file_and_keeps_the_last_checkpoint(tmp_path, digits, monkeypatch):
     import errno
 
-    from dcgan import checkpoint as ckpt
+    from dcgan import files
 
     config = tiny_config(steps=8, checkpoint_every=4)
-    real_write = ckpt.atomic_write
+    real_write = files.atomic_write
 
     def full(path, data):
         if "step_000000008" in str(path):
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
         return real_write(path, data)
 
-    monkeypatch.setattr(ckpt, "atomic_write", full)
+    monkeypatch.setattr(files, "atomic_write", full)
     with pytest.raises(dcgan.runner.DiskFullError) as info:
         dcgan.train(config, data=digits, runs_dir=tmp_path, name="full")
     text = str(info.value)

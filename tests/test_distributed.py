@@ -185,9 +185,9 @@ def test_checkpoints_cross_world_sizes(tmp_path, one_process):
 
     from dcgan import draw
     from dcgan.images import make_grid
+    from dcgan.rundir import _viewable
     from dcgan.sampling import load_sampler
     from dcgan.torch_engine import generate
-    from dcgan.tracking import _viewable
 
     sampler = load_sampler(two, torch.device("cpu"))
     z = draw.latents(64, sampler.model.latent_dim, sampler.config.train.seed, draw.GRID)

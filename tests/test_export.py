@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from conftest import assert_one_line_error, run_dcgan
-from dcgan import artefact, export, sampling
+from dcgan import artefact, export, files, rundir, sampling
 from dcgan import checkpoint as ckpt
 from dcgan.cli import main
 from dcgan.errors import CheckpointError, UsageError
@@ -51,7 +51,7 @@ def test_generator_folder_holds_the_ema_generator_only(run):
     from safetensors.numpy import load_file
 
     tensors = load_file(str(folder / "model.safetensors"))
-    arrays, _ = ckpt.read_checkpoint(ckpt.find_checkpoint(run))
+    arrays, _ = ckpt.read_checkpoint(rundir.find_checkpoint(run))
     ema = ckpt.subset(arrays, "generator_ema")
     assert tensors.keys() == ema.keys()  # plain state-dict keys: no D, no optimizer, no prefix
     assert all(np.array_equal(tensors[k], ema[k]) for k in ema)
@@ -67,7 +67,7 @@ def test_generator_folder_holds_the_ema_generator_only(run):
     z = torch.randn(4, 8)
     assert torch.equal(plain(z), g(z))
     # smaller than the checkpoint (which holds G, G_ema and D here; a real one also Adam moments)
-    full = ckpt.find_checkpoint(run).stat().st_size
+    full = rundir.find_checkpoint(run).stat().st_size
     assert (folder / "model.safetensors").stat().st_size < full / 2
 
 
@@ -97,7 +97,7 @@ def test_generate_reads_the_generator_folder(run, engine, capsys):
 
 def test_a_run_without_checkpoints_samples_from_its_generator_folder(run, capsys):
     export.write_generator(run)
-    for f in ckpt.list_checkpoints(run):
+    for f in rundir.list_checkpoints(run):
         f.unlink()
     code, err = _cli(capsys, "generate", run, "--num", 2)
     assert code == 0 and (run / "generated" / "step7-sample-seed0" / "00001.png").is_file()
@@ -113,7 +113,7 @@ def test_write_generator_replaces_the_folder_whole(run):
 
 def test_non_finite_weights_are_one_line_errors(tmp_path, capsys):
     run = make_run(tmp_path)
-    path = ckpt.find_checkpoint(run)
+    path = rundir.find_checkpoint(run)
     arrays, meta = ckpt.read_checkpoint(path)
     arrays["generator_ema.main.0.weight"][0, 0, 0, 0] = np.nan
     ckpt.write_checkpoint(path, arrays, meta)
@@ -231,7 +231,7 @@ def test_export_bad_input(tmp_path, capsys):
     run = make_run(tmp_path)
     empty = tmp_path / "empty"
     empty.mkdir()
-    ckpt.write_json(empty / "config.json", json.loads((run / "config.json").read_text()))
+    files.write_json(empty / "config.json", json.loads((run / "config.json").read_text()))
     code, err = _cli(capsys, "export", empty, "--format", "onnx")
     assert code == 1 and "has no checkpoint" in err and len(err.splitlines()) == 1
     with pytest.raises(SystemExit) as e:

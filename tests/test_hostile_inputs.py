@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dcgan import checkpoint as ckpt
+from dcgan import rundir
 from dcgan.cli import main
 from dcgan.config import (
     DCGAN_SIZES,
@@ -140,7 +141,7 @@ FUZZ = settings(
 
 @pytest.fixture(scope="module")
 def saved(run):
-    return ckpt.read_checkpoint(ckpt.find_checkpoint(run))
+    return ckpt.read_checkpoint(rundir.find_checkpoint(run))
 
 
 @FUZZ
@@ -182,7 +183,7 @@ def test_hostile_config_json(run, tmp_path_factory, case):
     kind, value = case
     folder = tmp_path_factory.mktemp("cfg") / "r"
     (folder / "checkpoints").mkdir(parents=True)
-    shutil.copy(ckpt.find_checkpoint(run), folder / "checkpoints")
+    shutil.copy(rundir.find_checkpoint(run), folder / "checkpoints")
     config = json.loads((run / "config.json").read_text())
     if kind == "whole":
         text = json.dumps(value)

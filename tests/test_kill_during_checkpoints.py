@@ -16,6 +16,7 @@ import pytest
 
 from conftest import run_dcgan
 from dcgan import checkpoint as ckpt
+from dcgan import rundir
 
 TINY = ["--g-features", "4", "--d-features", "4", "--latent-dim", "8", "--batch-size", "8"]
 TRIALS = int(os.environ.get("DCGAN_KILL_TRIALS", "20"))
@@ -23,7 +24,7 @@ TRIALS = int(os.environ.get("DCGAN_KILL_TRIALS", "20"))
 
 def _newest_step(run) -> int:
     """The step of the newest checkpoint, which must read back (writes are atomic renames)."""
-    files = ckpt.list_checkpoints(run)
+    files = rundir.list_checkpoints(run)
     if not files:
         return -1
     _, meta = ckpt.read_checkpoint(files[-1])  # a torn newest file would raise here

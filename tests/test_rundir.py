@@ -16,7 +16,7 @@ import pytest
 
 from conftest import tiny_config
 from dcgan import checkpoint as ckpt
-from dcgan import rundir
+from dcgan import rundir, summary
 from dcgan.errors import CheckpointError
 from dcgan.rundir import Run
 
@@ -88,20 +88,6 @@ def test_check_checkpoint_agrees_with_reading(tmp_path):
             ckpt.check_checkpoint(path)
         with pytest.raises(CheckpointError):
             ckpt.read_checkpoint(path)
-
-
-def test_jsonl_reader_skips_a_torn_last_line_and_repair_cuts_it(tmp_path):
-    path = tmp_path / "stats.jsonl"
-    path.write_text('{"step": 1}\n{"step": 2}\n{"step": 3, "loss')
-    assert rundir.read_jsonl(path) == [{"step": 1}, {"step": 2}]
-    assert rundir.repair_jsonl(path)
-    assert path.read_text() == '{"step": 1}\n{"step": 2}\n'
-    assert not rundir.repair_jsonl(path)  # nothing left to cut
-    rundir.append_jsonl(path, {"step": 4})
-    assert [r["step"] for r in rundir.read_jsonl(path)] == [1, 2, 4]
-    assert rundir.read_jsonl(tmp_path / "absent.jsonl") == []
-    (tmp_path / "odd.jsonl").write_text('[1]\nnull\n{"ok": 1}\nnot json\n')
-    assert rundir.read_jsonl(tmp_path / "odd.jsonl") == [{"ok": 1}]
 
 
 def test_stats_stay_strict_json(tmp_path):
@@ -217,7 +203,7 @@ def test_summary_reads_stats_metrics_best_and_files(tmp_path):
     _checkpoints(run.path, (8,))
     run.save_samples(4, np.zeros((4, 1, 28, 28), np.uint8))
     run.update_info(data={"name": "digits", "skipped": 0})
-    s = rundir.summarize(run.path)
+    s = summary.summarize(run.path)
     assert s.last["step"] == 8 and [r["step"] for r in s.evals] == [4]
     assert s.measured["metrics"] == {"swd": 3.0, "fd": 1.0}
     assert s.best == best
@@ -225,7 +211,7 @@ def test_summary_reads_stats_metrics_best_and_files(tmp_path):
     assert [p.name for p in s.samples] == ["step_000000004.png"]
     assert s.info["data"]["name"] == "digits"
     assert s.flat_config()["train.batch_size"] == 16
-    assert rundir.differing_keys([{"a": 1, "b": 2}, {"a": 1, "b": 3}]) == ["b"]
+    assert summary.differing_keys([{"a": 1, "b": 2}, {"a": 1, "b": 3}]) == ["b"]
 
 
 def test_info_records_the_data(tmp_path):

@@ -9,11 +9,11 @@ import json
 import pytest
 
 from conftest import run_dcgan
+from dcgan.report import format_duration
 from dcgan.tracking import (
     BarProgress,
     JsonProgress,
     LineProgress,
-    format_duration,
     make_progress,
     progress_mode,
 )

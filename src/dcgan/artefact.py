@@ -25,6 +25,7 @@ from . import checkpoint as ckpt
 from . import rundir
 from .config import RunConfig
 from .errors import CheckpointError, UsageError
+from .files import atomic_write, write_json
 
 GENERATOR_DIR = "generator"
 WEIGHTS_FILE = "model.safetensors"
@@ -154,8 +155,8 @@ def write_generator(source: Path, out_dir: Path | None = None, which: str = "lat
     payload = save(contiguous, metadata={"format": FORMAT})
 
     def fill(tmp: Path) -> None:
-        ckpt.atomic_write(tmp / WEIGHTS_FILE, payload)
-        ckpt.write_json(tmp / rundir.CONFIG_FILE, info)
+        atomic_write(tmp / WEIGHTS_FILE, payload)
+        write_json(tmp / rundir.CONFIG_FILE, info)
 
     replace_dir(out_dir, fill)
     return out_dir

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,44 +19,14 @@ import numpy as np
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save
 
+from . import files
 from .config import RunConfig
 from .errors import CheckpointError, UsageError
 
+# Re-exported until export.py and cli/generate.py import it from files.py (issue 23).
+from .files import atomic_write  # noqa: F401
+
 CHECKPOINT_FORMAT = 1
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write bytes so that `path` holds either its old content or all of `data`, never a mix."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def write_json(path: Path, obj: Any) -> None:
-    atomic_write(path, (json.dumps(obj, indent=2) + "\n").encode())
 
 
 def write_checkpoint(path: Path, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
@@ -65,7 +34,7 @@ def write_checkpoint(path: Path, arrays: dict[str, np.ndarray], meta: dict[str, 
     meta = {"format": CHECKPOINT_FORMAT, **meta}
     # ascontiguousarray turns 0-d arrays (num_batches_tracked) into shape (1,): keep the shape
     contiguous = {k: np.ascontiguousarray(v).reshape(np.shape(v)) for k, v in arrays.items()}
-    atomic_write(path, save(contiguous, metadata={"dcgan": json.dumps(meta)}))
+    files.atomic_write(path, save(contiguous, metadata={"dcgan": json.dumps(meta)}))
 
 
 def read_checkpoint(
@@ -226,18 +195,3 @@ def subset(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
     """The arrays under `prefix.`, with the prefix removed (e.g. a module's state dict)."""
     cut = len(prefix) + 1
     return {k[cut:]: v for k, v in arrays.items() if k.startswith(prefix + ".")}
-
-
-# Run-directory names moved to rundir.py, still found here for code written before the move.
-# rundir imports this module, so they resolve lazily, on first use.
-_MOVED = {"save_step_checkpoint", "find_checkpoint", "read_run_config", "require_run_dir"}
-_MOVED |= {"list_checkpoints", "prune_checkpoints", "best_path", "checkpoint_path"}
-_MOVED |= {"CONFIG_FILE", "CHECKPOINT_DIR"}
-
-
-def __getattr__(name: str):
-    if name in _MOVED:
-        from . import rundir
-
-        return getattr(rundir, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

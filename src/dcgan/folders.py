@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from .errors import DataError
+from .files import slug
 from .perf import available_cpus
 from .prepared import (
     PREPARE_VERSION,
@@ -356,19 +357,10 @@ def load_folder(
     `only` keeps the files whose relative path is in it (a split list); `name` names the set.
     """
     folder = Path(folder)
-    if not folder.exists():
-        raise DataError(f"data folder {folder} does not exist")
-    if not folder.is_dir():
-        raise DataError(f"--data {folder} is not a folder of images")
-    files, problems = scan_folder(folder)
-    if only is not None:
-        files = [f for f in files if f.rel in only]
-    if not files:
-        exts = ", ".join(sorted(e.lstrip(".") for e in IMAGE_EXTENSIONS))
-        raise DataError(f"no images ({exts}) found under {folder}")
+    files, problems = _image_files(folder, only)
     settings = f"{image_size}|{channels}|{crop}"
-    slug = _slug(name) if name else _slug(folder.resolve().name)
-    cache = prepared_dir(cache_dir, slug, folder_fingerprint(files, settings))
+    cache_name = slug(name or folder.resolve().name, "folder")
+    cache = prepared_dir(cache_dir, cache_name, folder_fingerprint(files, settings))
     cached = read_prepared(cache)
     if cached is not None:
         return cached
@@ -378,18 +370,7 @@ def load_folder(
         results = decode_all(files, decoded.images_path, image_size, crop, workers)
         if progress is not None:
             results = progress(_Sized(results, len(files)))
-        gray: dict[int, bool] = {}
-        skipped = list(problems)
-        for index, is_gray, *reason in results:
-            if is_gray is None:
-                skipped.append((files[index].rel, reason[0]))
-            else:
-                gray[index] = is_gray
-        if not gray:
-            reason = skipped[-1][1] if skipped else "no files"
-            raise DataError(
-                f"none of the {len(files)} image files under {folder} could be decoded (e.g. {reason})"
-            )
+        gray, skipped = _collect(results, files, problems, folder)
         all_gray = all(gray.values())
         c = channels or (1 if all_gray else 3)
         source = {"kind": "folder", "path": str(folder.resolve()), "files": len(files)}
@@ -408,11 +389,43 @@ def load_folder(
             return out.commit(**commit)
 
 
+def _image_files(
+    folder: Path, only: set[str] | None
+) -> tuple[list[ImageFile], list[tuple[str, str]]]:
+    """The image files to decode (those in `only`, when given) and the entries that could not be
+    listed; a DataError when the folder is missing or holds no image."""
+    if not folder.exists():
+        raise DataError(f"data folder {folder} does not exist")
+    if not folder.is_dir():
+        raise DataError(f"--data {folder} is not a folder of images")
+    files, problems = scan_folder(folder)
+    if only is not None:
+        files = [f for f in files if f.rel in only]
+    if not files:
+        exts = ", ".join(sorted(e.lstrip(".") for e in IMAGE_EXTENSIONS))
+        raise DataError(f"no images ({exts}) found under {folder}")
+    return files, problems
+
+
+def _collect(results, files: list[ImageFile], problems: list[tuple[str, str]], folder: Path):
+    """Drain the decoders' (index, is_gray, *reason) results into ({index: is_gray} of the
+    decoded files, [(rel, reason)] of the skipped ones); a DataError when none decoded."""
+    gray: dict[int, bool] = {}
+    skipped = list(problems)
+    for index, is_gray, *reason in results:
+        if is_gray is None:
+            skipped.append((files[index].rel, reason[0]))
+        else:
+            gray[index] = is_gray
+    if not gray:
+        reason = skipped[-1][1] if skipped else "no files"
+        raise DataError(
+            f"none of the {len(files)} image files under {folder} could be decoded (e.g. {reason})"
+        )
+    return gray, skipped
+
+
 def _luminance(rgb: np.ndarray) -> np.ndarray:
     """ITU-R 601-2 luma, the same formula as Pillow's convert('L'): (N, 3, H, W) -> (N, 1, H, W)."""
     weights = np.array([299, 587, 114], np.uint32).reshape(1, 3, 1, 1)
     return (((rgb * weights).sum(axis=1, keepdims=True) + 500) // 1000).astype(np.uint8)
-
-
-def _slug(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)[:40] or "folder"

@@ -19,8 +19,8 @@ from typing import Any
 
 from . import rundir
 from .errors import DcganError
-from .rundir import RunSummary
-from .tracking import format_duration
+from .files import atomic_write, slug
+from .summary import RunSummary, differing_keys, summarize
 
 MAX_TIMELINE = 10  # sample grids shown in the timeline (evenly thinned, the last always kept)
 MAX_GENERATED = 6  # `dcgan generate` outputs shown per run (the newest)
@@ -48,12 +48,10 @@ def write_report(run_paths: Sequence[Path] | Path, out: Path | None = None) -> P
     paths = [Path(run_paths)] if isinstance(run_paths, str | os.PathLike) else list(run_paths)
     if not paths:
         raise DcganError("dcgan report needs at least one run directory")
-    summaries = [rundir.summarize(p) for p in paths]
+    summaries = [summarize(p) for p in paths]
     if out is None:
         out = paths[0] / rundir.REPORT_FILE if len(paths) == 1 else Path(rundir.REPORT_FILE)
     page = render_report(summaries)
-    from .checkpoint import atomic_write
-
     out = Path(out)
     atomic_write(out, page.encode())
     os.chmod(out, 0o644)  # a page to share (mkstemp made it 0600)
@@ -235,7 +233,7 @@ def _data(s: RunSummary) -> str:
 
 def _config_differences(summaries: list[RunSummary]) -> str:
     flats = [s.flat_config() for s in summaries]
-    keys = rundir.differing_keys(flats)
+    keys = differing_keys(flats)
     if not keys:
         return "<h2>Config differences</h2><p>The runs' configs are identical.</p>"
     rows = [("key", [_e(s.name) for s in summaries])]
@@ -397,7 +395,7 @@ def _pretty(obj: Any) -> str:
 
 
 def _anchor(s: RunSummary) -> str:
-    return "run-" + "".join(c if c.isalnum() or c in "-_" else "_" for c in s.name)
+    return "run-" + slug(s.name, limit=None)
 
 
 def _v(value: Any) -> str:
@@ -441,3 +439,12 @@ _PAGE = """<!doctype html>
 </body>
 </html>
 """
+
+
+def format_duration(seconds: float | None) -> str:
+    """71 -> "1m11s", 3725 -> "1h02m05s", None -> "-"."""
+    if seconds is None:
+        return "-"
+    minutes, s = divmod(round(seconds), 60)
+    hours, m = divmod(minutes, 60)
+    return f"{hours}h{m:02d}m{s:02d}s" if hours else f"{m}m{s:02d}s" if m else f"{s}s"

@@ -1,6 +1,7 @@
 """The run directory: its layout, and every reader and writer of what lives in it except the weight
-files themselves (checkpoint.py reads and writes those). compare, eval, generate, the report and
-the trainer all go through here.
+files themselves (checkpoint.py reads and writes those; files.py does the atomic writes and JSON
+lines). compare, eval, generate, the report and the trainer all go through here; summary.py reads
+a whole run for compare and the report.
 
 Layout of runs/<name>/:
     config.json           the run's RunConfig (what `generate` and `--resume` need)
@@ -19,17 +20,16 @@ No torch here (the NumPy engine uses this module too) and no printing.
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from . import checkpoint as ckpt
+from . import files
 from .config import RunConfig
 from .errors import CheckpointError, DcganError, UsageError
 
@@ -48,69 +48,8 @@ TENSORBOARD_DIR = "tb"
 
 _STEP_FILE = re.compile(r"^step_(\d+)\.safetensors$")
 _SAMPLE_FILE = re.compile(r"^step_(\d+)\.png$")
-# what checkpoint.atomic_write leaves behind when killed mid-write: .<name>.<random>.tmp
+# what files.atomic_write leaves behind when killed mid-write: .<name>.<random>.tmp
 _PARTIAL_WRITE = re.compile(r"^\..+\.tmp$")
-
-
-# ---------------------------------------------------------------------------------------------
-# JSON lines: strict on write, tolerant on read
-
-
-def strict_json(obj: Any) -> Any:
-    """`obj` with every non-finite float (NaN, inf) as None, so json.dumps gives strict JSON
-    (a bare NaN is not JSON: `jq` and browsers refuse it)."""
-    if isinstance(obj, float | np.floating):
-        return float(obj) if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: strict_json(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [strict_json(v) for v in obj]
-    if isinstance(obj, np.integer):
-        return int(obj)
-    return obj
-
-
-def append_jsonl(path: Path, record: dict[str, Any]) -> None:
-    """Append one strict-JSON line, flushed at once so a crash loses at most that line."""
-    line = json.dumps(strict_json(record), allow_nan=False) + "\n"
-    with open(path, "a") as f:
-        f.write(line)
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """The JSON objects of a .jsonl file, oldest first ([] when it does not exist). A line that
-    does not parse (the half-written last line of a killed run, a hand edit) is skipped."""
-    path = Path(path)
-    try:
-        text = path.read_text(errors="replace")
-    except FileNotFoundError:
-        return []
-    except OSError as e:
-        raise CheckpointError(f"{path} is unreadable ({e.strerror or e})") from None
-    out = []
-    for line in text.splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict):
-            out.append(record)
-    return out
-
-
-def repair_jsonl(path: Path) -> bool:
-    """Cut a torn last line (no newline at the end: the write was killed), so the next append
-    starts on a line of its own. Returns whether anything was cut."""
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return False
-    if not data or data.endswith(b"\n"):
-        return False
-    keep = data[: data.rfind(b"\n") + 1]  # rfind -1 (no newline at all) keeps nothing
-    ckpt.atomic_write(path, keep)
-    return True
 
 
 # ---------------------------------------------------------------------------------------------
@@ -258,13 +197,13 @@ def sweep_partial_writes(run_dir: Path) -> list[Path]:
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     """The lines of RUN/metrics.jsonl (one per `dcgan eval`), oldest first."""
-    return read_jsonl(Path(run_dir) / METRICS_FILE)
+    return files.read_jsonl(Path(run_dir) / METRICS_FILE)
 
 
 def append_metrics(run_dir: Path, record: dict[str, Any]) -> Path:
     """Append one line to RUN/metrics.jsonl (append-only, like stats.jsonl)."""
     path = Path(run_dir) / METRICS_FILE
-    append_jsonl(path, record)
+    files.append_jsonl(path, record)
     return path
 
 
@@ -350,7 +289,7 @@ class Run:
                 path = runs_dir / f"{default_name}-{k}"
         path.mkdir(parents=True)
         run = cls(path)
-        ckpt.write_json(path / CONFIG_FILE, config.to_dict())
+        files.write_json(path / CONFIG_FILE, config.to_dict())
         return run
 
     @classmethod
@@ -364,14 +303,14 @@ class Run:
         `.release()` or a `with` block; the process's exit releases it too."""
         lock = RunLock(self.path / LOCK_FILE).acquire()
         sweep_partial_writes(self.path)
-        repair_jsonl(self.stats_path)
+        files.repair_jsonl(self.stats_path)
         return lock
 
     def config(self) -> RunConfig:
         return read_run_config(self.path)
 
     def update_config(self, config: RunConfig) -> None:
-        ckpt.write_json(self.path / CONFIG_FILE, config.to_dict())
+        files.write_json(self.path / CONFIG_FILE, config.to_dict())
 
     # -- files -----------------------------------------------------------------------------------
 
@@ -398,10 +337,10 @@ class Run:
 
     def append_stats(self, record: dict) -> None:
         """One strict-JSON line per log interval (non-finite values as null)."""
-        append_jsonl(self.stats_path, record)
+        files.append_jsonl(self.stats_path, record)
 
     def read_stats(self) -> list[dict]:
-        return read_jsonl(self.stats_path)
+        return files.read_jsonl(self.stats_path)
 
     def truncate_stats(self, step: int) -> None:
         """Drop lines past `step` (after a resume from an older checkpoint they would repeat) and
@@ -409,8 +348,8 @@ class Run:
         if not self.stats_path.exists():
             return
         kept = [r for r in self.read_stats() if _step(r) <= step]
-        text = "".join(json.dumps(strict_json(r), allow_nan=False) + "\n" for r in kept)
-        ckpt.atomic_write(self.stats_path, text.encode())
+        text = "".join(json.dumps(files.strict_json(r), allow_nan=False) + "\n" for r in kept)
+        files.atomic_write(self.stats_path, text.encode())
 
     def read_metrics(self) -> list[dict]:
         return read_metrics(self.path)
@@ -425,7 +364,7 @@ class Run:
 
     def update_info(self, **fields: Any) -> None:
         """Merge fields into RUN/info.json (what the trainer saw: data, device, versions)."""
-        ckpt.write_json(self.path / INFO_FILE, strict_json(self.info() | fields))
+        files.write_json(self.path / INFO_FILE, files.strict_json(self.info() | fields))
 
     # -- images ----------------------------------------------------------------------------------
 
@@ -447,14 +386,14 @@ class Run:
 
         from .images import save_gif
 
-        files = self.sample_files()
-        if not files:
+        grids = self.sample_files()
+        if not grids:
             return None
-        if len(files) > max_frames:
-            keep = np.unique(np.linspace(0, len(files) - 1, max_frames).round().astype(int))
-            files = [files[i] for i in keep]
+        if len(grids) > max_frames:
+            keep = np.unique(np.linspace(0, len(grids) - 1, max_frames).round().astype(int))
+            grids = [grids[i] for i in keep]
         frames = []
-        for f in files:
+        for f in grids:
             with Image.open(f) as im:
                 frames.append(np.asarray(im.convert("RGB")))
         path = self.path / GIF_FILE
@@ -486,97 +425,3 @@ def _viewable(grid: np.ndarray) -> np.ndarray:
     from .images import upscale_nearest
 
     return upscale_nearest(grid, 2 if grid.shape[0] < 400 else 1)
-
-
-# ---------------------------------------------------------------------------------------------
-# the summary that compare and the report show
-
-
-@dataclass
-class RunSummary:
-    """What `dcgan compare` and `dcgan report` show about one run."""
-
-    path: Path
-    config: RunConfig
-    train: list[dict] = field(default_factory=list)  # stats.jsonl log lines
-    evals: list[dict] = field(default_factory=list)  # stats.jsonl {"eval": true} lines
-    measured: dict | None = None  # the latest `dcgan eval`, same-settings metrics merged
-    best: dict | None = None  # {"metric", "key", "value", "step"} of best.safetensors
-    checkpoints: list[Path] = field(default_factory=list)
-    samples: list[Path] = field(default_factory=list)
-    info: dict = field(default_factory=dict)
-
-    @property
-    def name(self) -> str:
-        return self.path.resolve().name
-
-    @property
-    def last(self) -> dict:
-        return self.train[-1] if self.train else {}
-
-    def flat_config(self) -> dict[str, Any]:
-        return flatten(self.config.to_dict())
-
-
-def summarize(path: Path) -> RunSummary:
-    """Read a run directory (a CheckpointError in one line when it is not one)."""
-    run = Run.open(path)
-    config = run.config()
-    stats = run.read_stats()
-    return RunSummary(
-        path=run.path,
-        config=config,
-        train=[r for r in stats if not r.get("eval")],
-        evals=[r for r in stats if r.get("eval")],
-        measured=latest_measured(run.read_metrics()),
-        best=best_record(run.path),
-        checkpoints=run.checkpoints(),
-        samples=run.sample_files(),
-        info=run.info(),
-    )
-
-
-def best_record(run_dir: Path) -> dict | None:
-    """What best.safetensors holds ({"metric", "key", "value", "step"}), from its header alone;
-    None when the run has none or it does not read."""
-    path = best_path(run_dir)
-    if not path.is_file():
-        return None
-    try:
-        best = ckpt.read_meta(path).get("extra", {}).get("best")
-    except (CheckpointError, AttributeError):
-        return None
-    if not isinstance(best, dict) or not {"key", "value", "step"} <= best.keys():
-        return None
-    return best
-
-
-def latest_measured(lines: list[dict]) -> dict | None:
-    """The last metrics.jsonl line, with metrics that other evals of the same checkpoint and
-    settings measured (`dcgan eval --metrics swd` then `--metrics digits`) merged in."""
-    if not lines:
-        return None
-    last = lines[-1]
-    same = ("step", "checkpoint", "num", "ref", "seed")
-    metrics: dict = {}
-    for line in lines:
-        if all(line.get(k) == last.get(k) for k in same) and isinstance(line.get("metrics"), dict):
-            metrics |= line["metrics"]
-    return {**last, "metrics": metrics}
-
-
-def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
-    """{"train": {"lr_g": 2e-4}} -> {"train.lr_g": 2e-4} (schema_version left out)."""
-    out = {}
-    for key, value in d.items():
-        if isinstance(value, dict):
-            out |= flatten(value, f"{prefix}{key}.")
-        elif key != "schema_version":
-            out[prefix + key] = value
-    return out
-
-
-def differing_keys(configs: list[dict[str, Any]]) -> list[str]:
-    """The flattened config keys whose values are not all the same."""
-    keys = list(dict.fromkeys(k for c in configs for k in c))
-    return [k for k in keys if len({repr(c.get(k)) for c in configs}) > 1]

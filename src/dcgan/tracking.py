@@ -14,12 +14,10 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-from . import rundir as _rundir
+from . import report as report_module
 from .errors import DcganError
-from .rundir import strict_json
-
-# moved to rundir.py; still found here for code written before the move
-Run, _viewable = _rundir.Run, _rundir._viewable
+from .files import strict_json
+from .report import format_duration
 
 PROGRESS_MODES = ("auto", "bar", "lines", "json", "quiet", "off")
 
@@ -159,12 +157,6 @@ def progress_mode(quiet: bool = False, json_progress: bool = False, progress: bo
     return "auto" if progress else "off"
 
 
-def ProgressBar(total: int, initial: int, enabled: bool = True) -> Progress:
-    """The old entry point, for code written before make_progress: "auto" (a bar on a terminal,
-    lines in a pipe), or "off"."""
-    return make_progress("auto" if enabled else "off", total, initial)
-
-
 class RunViews:
     """The optional views of a run that `dcgan.train` keeps fresh: RUN/report.html (at the end
     when the report extra is installed, and every `report_every` steps, which requires it) and
@@ -172,8 +164,6 @@ class RunViews:
     was asked for is a one-line DcganError at once, before any training."""
 
     def __init__(self, report: bool = True, report_every: int = 0, tensorboard: bool = False):
-        from . import report as report_module
-
         if report_every:
             report_module.require()
         if tensorboard:
@@ -236,10 +226,8 @@ class _ViewCallbacks:
         self.inner.finished(result)
 
     def _refresh(self) -> None:
-        from .report import write_report
-
         try:
-            write_report([self.run_dir])
+            report_module.write_report([self.run_dir])
         except (DcganError, OSError) as e:  # a view failing never stops training
             self.inner.message(f"warning: {self.run_dir / 'report.html'} not refreshed ({e})")
 
@@ -258,15 +246,6 @@ def format_line(record: dict[str, Any], total: int, eta: float | None) -> str:
         f"ETA {format_duration(eta)}",
     ]
     return " | ".join(parts)
-
-
-def format_duration(seconds: float | None) -> str:
-    """71 -> "1m11s", 3725 -> "1h02m05s", None -> "-"."""
-    if seconds is None:
-        return "-"
-    minutes, s = divmod(round(seconds), 60)
-    hours, m = divmod(minutes, 60)
-    return f"{hours}h{m:02d}m{s:02d}s" if hours else f"{m}m{s:02d}s" if m else f"{s}s"
 
 
 def _num(value: Any, digits: int) -> str:

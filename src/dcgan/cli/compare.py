@@ -19,7 +19,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from ..rundir import summarize
+    from ..summary import summarize
 
     summaries = [summarize(path) for path in args.runs]  # "not a run directory" in one line
     columns = [
@@ -86,7 +86,7 @@ def _best_rows(columns: list[dict]) -> list[tuple[str, list[str]]]:
 
 
 def _config_rows(configs: list[dict]) -> list[tuple[str, list[str]]]:
-    from ..rundir import differing_keys
+    from ..summary import differing_keys
 
     differing = differing_keys(configs)
     if len(configs) < 2:
@@ -109,7 +109,7 @@ def _value(v) -> str:
 
 
 def _duration(seconds: float | None) -> str:
-    from ..tracking import format_duration
+    from ..report import format_duration
 
     return format_duration(seconds)
 

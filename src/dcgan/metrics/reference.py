@@ -17,8 +17,8 @@ import numpy as np
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save
 
-from ..checkpoint import atomic_write
 from ..datasets import default_cache_dir
+from ..files import atomic_write, slug
 from .frechet import FeatureStats
 
 REFERENCE_VERSION = 1
@@ -86,8 +86,8 @@ def reference_stats(
         **(extra_key or {}),
     }
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-    slug = "".join(c if c.isalnum() or c in "-_" else "_" for c in f"{dataset}-{split}")[:40]
-    base = reference_dir(cache_dir) / f"{slug}-{images.shape[-1]}px-{extractor}-{digest}"
+    name = slug(f"{dataset}-{split}")
+    base = reference_dir(cache_dir) / f"{name}-{images.shape[-1]}px-{extractor}-{digest}"
     if use_cache:
         cached = _read(base, key)
         if cached is not None:
