@@ -5,9 +5,11 @@
 
 Trains the default 28 px digits recipe with an EMA generator (`torch_engine.create_state` +
 `runner.loop`), keeping alongside it a second EMA whose BN buffers are averaged like the weights
-(`ema.update_ema_with_buffers`, same decay schedule), then scores from the same eval latents:
-raw G (its running statistics), raw G recalibrated, EMA with copied statistics (today's
-update_ema), EMA with averaged buffers, and EMA recalibrated (`ema.recalibrate_bn`).
+(`torch_engine.update_ema`, same decay schedule), then scores from the same eval latents:
+raw G (its running statistics), raw G recalibrated, the trainer's EMA ("ema_copied_stats": it
+copied the raw statistics when this benchmark was written; update_ema now averages them, so it
+matches "ema_averaged_buffers"), EMA with averaged buffers, and EMA recalibrated
+(`bn_recalibration.recalibrate_bn`).
 """
 
 from __future__ import annotations
@@ -23,15 +25,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 import torch  # noqa: E402
+from bn_recalibration import recalibrate_bn  # noqa: E402 (bench/ is the script's folder)
 
 from dcgan import draw, torch_engine  # noqa: E402
 from dcgan.config import ModelConfig, RunConfig, TrainConfig, size_defaults  # noqa: E402
 from dcgan.datasets import load_digits  # noqa: E402
-from dcgan.ema import recalibrate_bn, update_ema_with_buffers  # noqa: E402
 from dcgan.images import make_grid, save_png  # noqa: E402
+from dcgan.loop import Hooks, ema_decay, loop  # noqa: E402
 from dcgan.metrics import Evaluator  # noqa: E402
-from dcgan.runner import Hooks, ema_decay, loop  # noqa: E402
-from dcgan.torch_engine import create_state, generate  # noqa: E402
+from dcgan.torch_engine import create_state, generate, update_ema  # noqa: E402
 
 
 def main() -> int:
@@ -71,7 +73,7 @@ def main() -> int:
     ema_avg = copy.deepcopy(state.generator_ema)
 
     def on_progress(step: int) -> None:  # after train_step's own update_ema for step - 1
-        update_ema_with_buffers(ema_avg, state.generator, ema_decay(step - 1, args.decay))
+        update_ema(ema_avg, state.generator, ema_decay(step - 1, args.decay))
 
     started = time.perf_counter()
     loop(torch_engine, state, data, Hooks(on_progress=on_progress))

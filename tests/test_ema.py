@@ -1,12 +1,24 @@
+"""The EMA generator's BatchNorm statistics: torch_engine.update_ema averages them like the
+weights; bench/bn_recalibration.py re-measures them (the alternative the benchmarks compare)."""
+
 import copy
+import importlib.util
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from dcgan import draw
 from dcgan.config import ModelConfig
-from dcgan.ema import RECALIBRATION, batch_norms, recalibrate_bn, update_ema_with_buffers
 from dcgan.models import build_models
+from dcgan.torch_engine import update_ema
+
+_PATH = Path(__file__).resolve().parents[1] / "bench" / "bn_recalibration.py"
+_spec = importlib.util.spec_from_file_location("bn_recalibration", _PATH)
+bn_recalibration = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(bn_recalibration)
+RECALIBRATION = bn_recalibration.RECALIBRATION
+batch_norms, recalibrate_bn = bn_recalibration.batch_norms, bn_recalibration.recalibrate_bn
 
 
 def _generator(kind="dcgan"):
@@ -91,12 +103,16 @@ def test_eval_output_after_recalibration_is_close_to_train_mode():
     assert (fresh - train_out).abs().mean() < 1e-3 < (stale - train_out).abs().mean()
 
 
-def test_update_ema_with_buffers_averages_the_statistics():
+def test_recalibration_has_a_latent_stream_of_its_own():
+    assert RECALIBRATION == 3 and RECALIBRATION not in (draw.USER, draw.GRID, draw.EVAL)
+
+
+def test_update_ema_averages_the_statistics():
     ema, g = _generator(), _generator()
     for m in batch_norms(g):
         m.running_mean.fill_(1.0)
         m.num_batches_tracked.fill_(5)
-    update_ema_with_buffers(ema, g, 0.75)
+    update_ema(ema, g, 0.75)
     for m in batch_norms(ema):
         assert np.allclose(m.running_mean.numpy(), 0.25)
         assert int(m.num_batches_tracked) == 5

@@ -1,9 +1,9 @@
-"""The EMA generator's BatchNorm statistics: averaged weights need statistics measured on those
-weights, not the raw generator's running ones (which update_ema copies).
+"""Re-measuring a generator's BatchNorm statistics on its own weights, for the benchmarks that
+compare it with averaging them (bench_ema_bn.py, bench_quality.py --recipe ema=D).
 
-Two cures, measured in bench/README.md ("EMA BatchNorm statistics"): `recalibrate_bn` re-measures
-them with a few no-grad train-mode passes (the deployable fix: exact for the weights it is
-given), and `update_ema_with_buffers` averages the buffers like the weights during training.
+Averaged weights need statistics measured on those weights. Training keeps them by averaging the
+buffers like the weights (torch_engine.update_ema); `recalibrate_bn` re-measures them with a few
+no-grad train-mode passes instead: bench/README.md "EMA BatchNorm statistics" has the numbers.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from . import draw
+from dcgan import draw
 
-# the latents of recalibration: a sampling stream of their own (user 0, grid 1, eval 2)
+# the latents of recalibration: a sampling stream of their own (draw.USER 0, GRID 1, EVAL 2)
 RECALIBRATION = 3
 
 
@@ -59,15 +59,3 @@ def recalibrate_bn(
             m.momentum = momentum
         generator.train(was_training)
     return generator
-
-
-@torch.no_grad()
-def update_ema_with_buffers(ema: nn.Module, model: nn.Module, decay: float) -> None:
-    """ema = decay * ema + (1 - decay) * model for parameters and for floating buffers (BN
-    running mean and variance); integer buffers (num_batches_tracked) are copied."""
-    torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1.0 - decay)
-    for b_ema, b in zip(ema.buffers(), model.buffers()):
-        if b_ema.is_floating_point():
-            b_ema.lerp_(b, 1.0 - decay)
-        else:
-            b_ema.copy_(b)
