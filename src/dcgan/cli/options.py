@@ -26,22 +26,21 @@ def positive_int_or(word: str, value):
 
 
 def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
+    return _positive(text, int, "an integer", "a positive integer")
 
 
 def positive_float(text: str) -> float:
+    return _positive(text, float, "a number", "positive")
+
+
+def _positive(text: str, parse, noun: str, must: str):
+    """`parse(text)` when it is above 0 (NaN is not), else argparse's error in a few words."""
     try:
-        value = float(text)
+        value = parse(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        raise argparse.ArgumentTypeError(f"{text!r} is not {noun}") from None
     if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+        raise argparse.ArgumentTypeError(f"must be {must}, got {value}")
     return value
 
 
