@@ -8,6 +8,8 @@ import pytest
 import torch
 
 import dcgan
+import dcgan.errors
+import dcgan.saving
 from conftest import tiny_config
 from dcgan.checkpoint import read_checkpoint, read_meta
 from dcgan.datasets import ImageSet, load_digits
@@ -69,7 +71,7 @@ def test_train_then_resume_from_python(tmp_path, digits):
 
 def test_only_the_length_engine_and_speed_change_on_resume(tmp_path, digits):
     result = dcgan.train(tiny_config(steps=4), data=digits, runs_dir=tmp_path, name="r")
-    with pytest.raises(dcgan.runner.UsageError, match="--lr-g cannot change"):
+    with pytest.raises(dcgan.errors.UsageError, match="--lr-g cannot change"):
         dcgan.train(resume=result.run_dir, changes={"lr_g": 1e-3}, data=digits)
 
 
@@ -98,7 +100,7 @@ def test_a_nan_loss_rolls_back_with_half_the_learning_rate(tmp_path, digits, mon
     monkeypatch.setattr(torch_engine, "train_step", poisoned)
     config = tiny_config(steps=30, checkpoint_every=4)
     rec = Recorder()
-    with pytest.raises(dcgan.runner.DivergedError, match="after 2 rollback"):
+    with pytest.raises(dcgan.saving.DivergedError, match="after 2 rollback"):
         dcgan.train(config, data=digits, runs_dir=tmp_path, name="nan", callbacks=rec)
     rolled = [e[1] for e in rec.events if e[0] == "message" and "rolled back" in e[1]]
     assert len(rolled) == 2 and "the start" in rolled[0]
@@ -159,7 +161,7 @@ def test_a_full_disk_names_the_file_and_keeps_the_last_checkpoint(tmp_path, digi
         return real_write(path, data)
 
     monkeypatch.setattr(files, "atomic_write", full)
-    with pytest.raises(dcgan.runner.DiskFullError) as info:
+    with pytest.raises(dcgan.saving.DiskFullError) as info:
         dcgan.train(config, data=digits, runs_dir=tmp_path, name="full")
     text = str(info.value)
     assert "step_000000008" in text and "at step 8" in text and "step_000000004" in text

@@ -11,18 +11,14 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import assert_one_line_error, run_dcgan, tiny_config
+from conftest import assert_one_line_error, fit, run_dcgan, save_checkpoint, tiny_config
+from dcgan import torch_engine
 from dcgan.datasets import ImageSet, load_digits
 from dcgan.evaluation import TrainingEval
+from dcgan.loop import Hooks
 from dcgan.metrics import Evaluator
-from dcgan.torch_engine import (
-    Hooks,
-    create_state,
-    fit,
-    load_state,
-    save_checkpoint,
-    state_to_arrays,
-)
+from dcgan.saving import Saver
+from dcgan.torch_engine import create_state, load_state, state_to_arrays
 
 TINY = ["--g-features", "8", "--d-features", "8", "--latent-dim", "16", "--batch-size", "16"]
 TINY += ["--no-progress"]
@@ -150,7 +146,8 @@ def test_evaluating_during_training_leaves_training_and_resume_exact(tmp_path):
 
     def run(config, state=None, run_dir=tmp_path / "whole"):
         state = state or create_state(config, CPU)
-        hook = TrainingEval(evaluator, config, run_dir, CPU)
+        saver = Saver(torch_engine, run_dir, config)
+        hook = TrainingEval(evaluator, torch_engine, config, saver, CPU)
         fit(state, data, Hooks(evaluate=hook, eval_every=config.train.eval_every))
         return state
 

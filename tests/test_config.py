@@ -83,8 +83,8 @@ def test_from_dict_checks_every_field(part, key, value, message):
     assert message in str(e.value) and "\n" not in str(e.value)
 
 
-def test_seed_range_is_draws():
-    from dcgan.draw import SEED_MAX
+def test_seed_range_is_the_commands():
+    from dcgan.config import SEED_MAX
 
     d = RunConfig().to_dict()
     d["train"]["seed"] = SEED_MAX

@@ -18,11 +18,13 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import fit
 from dcgan.config import RunConfig, TrainConfig
 from dcgan.datasets import load_digits
+from dcgan.loop import Hooks
 from dcgan.metrics import compute_metrics
 from dcgan.sampling import latents
-from dcgan.torch_engine import Hooks, create_state, device_resident, fit, generate
+from dcgan.torch_engine import create_state, device_resident, generate
 
 DEVICE = torch.device(os.environ.get("DCGAN_TEST_DEVICE", "cuda"))  # cpu: gpu_check's dry run
 ON_CUDA = DEVICE.type == "cuda"
@@ -47,7 +49,7 @@ def _run(precision: str, device: torch.device, data) -> tuple[np.ndarray, float]
     logs: list[dict] = []
     fit(state, data, Hooks(on_log=logs.append))
     curve = np.array([[r["loss_d"], r["loss_g"]] for r in logs])
-    images = generate(state.sampler, latents(2000, config.model.latent_dim, seed=7).to(device))
+    images = generate(state.sampler, latents(2000, config.model.latent_dim, seed=7))
     return curve, compute_metrics(images, data, names=("digits",))["digits_fd"]
 
 

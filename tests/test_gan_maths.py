@@ -12,7 +12,8 @@ import torch
 from conftest import tiny_config
 from dcgan.config import recipe_defaults
 from dcgan.datasets import ImageSet, load_digits
-from dcgan.runner import Solo, step_inputs
+from dcgan.engines import Solo
+from dcgan.loop import step_inputs
 from dcgan.torch_engine import create_state, feeder, train_step, update_ema
 
 CPU = torch.device("cpu")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dcgan import draw, latent_space
+from dcgan import config, draw, latent_space
 from dcgan.cli import main
 from dcgan.errors import UsageError
 from fake_runs import make_run
@@ -237,7 +237,7 @@ def test_parse_arithmetic_with_files():
 
 def test_parse_seeds():
     assert latent_space.parse_seeds("0-3,100, 2") == [0, 1, 2, 3, 100]
-    assert latent_space.parse_seeds(str(draw.SEED_MAX)) == [draw.SEED_MAX]
+    assert latent_space.parse_seeds(str(config.SEED_MAX)) == [config.SEED_MAX]
     for bad, fragment in (
         ("1-", "--seeds wants"),
         ("a", "--seeds wants"),

@@ -13,12 +13,13 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import fit
 from dcgan.config import ModelConfig, RunConfig, TrainConfig, size_defaults
 from dcgan.datasets import load_digits
 from dcgan.images import make_grid, save_png
 from dcgan.metrics import compute_metrics
 from dcgan.sampling import latents
-from dcgan.torch_engine import create_state, fit, generate
+from dcgan.torch_engine import create_state, generate
 from digit_judge import judge, train_judge
 
 STEPS = 1000

@@ -14,11 +14,12 @@ from __future__ import annotations
 import pytest
 import torch
 
+from conftest import fit
 from dcgan.config import ModelConfig, RunConfig, TrainConfig, recipe_defaults
 from dcgan.datasets import load_digits
 from dcgan.metrics import compute_metrics
 from dcgan.sampling import latents
-from dcgan.torch_engine import create_state, fit, generate
+from dcgan.torch_engine import create_state, generate
 
 STEPS = 800
 BATCH = 64  # the default recipe's rates at half its batch: half the test's time

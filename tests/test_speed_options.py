@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import tiny_config
+from conftest import fit, save_checkpoint, tiny_config
 from dcgan.config import RunConfig
 from dcgan.errors import UsageError
-from dcgan.torch_engine import Hooks, create_state, fit, load_state, save_checkpoint
+from dcgan.loop import Hooks
+from dcgan.torch_engine import create_state, load_state
 
 CPU = torch.device("cpu")
 
@@ -122,7 +123,7 @@ def test_auto_precision_is_what_the_step_computes_in(monkeypatch, digits, amx):
 def test_a_run_records_and_reports_the_precision_auto_chose(monkeypatch, tmp_path, digits, amx):
     from dcgan import perf
     from dcgan.report import write_report
-    from dcgan.runner import Callbacks, train
+    from dcgan.session import Callbacks, train
 
     monkeypatch.setattr(perf, "amx_bf16", lambda: amx)
     heard = []

@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import tiny_config
+from conftest import fit, save_checkpoint, tiny_config
 from dcgan import standard_sets as ss
-from dcgan.datasets import default_image_size, load_source
+from dcgan.config import default_image_size
+from dcgan.datasets import load_source
 from dcgan.downloads import RemoteFile, md5_of
 from dcgan.errors import DataError, UsageError
 
@@ -129,6 +130,15 @@ def test_celeba_from_a_local_folder(tmp_path):
 def test_split_and_sizes():
     assert default_image_size("mnist") == 28 and default_image_size("cifar10") == 32
     assert default_image_size("celeba") == 64 and default_image_size("some/folder") == 64
+
+
+def test_every_named_set_has_a_default_training_size():
+    from dcgan.config import DEFAULT_SIZES
+    from dcgan.standard_sets import STANDARD_SETS
+
+    assert set(STANDARD_SETS) <= set(DEFAULT_SIZES)
+    for name, spec in STANDARD_SETS.items():  # the native size where a DCGAN exists for it
+        assert DEFAULT_SIZES[name] == (spec.native_size if spec.native_size in (28, 32) else 64)
     with pytest.raises(UsageError, match="extra"):
         ss.get_set("mnist", "extra")
     block = np.arange(2 * 28 * 28, dtype=np.uint8).reshape(2, 1, 28, 28)
@@ -147,14 +157,14 @@ def test_exact_resume_on_a_memory_mapped_set(image_folder, tmp_path):
     config = tiny_config(steps=6, batch_size=8)
     device = torch.device("cpu")
     whole = training.create_state(config, device)
-    training.fit(whole, data)
+    fit(whole, data)
     half = training.create_state(
         dataclasses.replace(config, train=dataclasses.replace(config.train, steps=3)), device
     )
-    training.fit(half, data)
-    path = training.save_checkpoint(half, tmp_path / "run", 2)
+    fit(half, data)
+    path = save_checkpoint(half, tmp_path / "run", 2)
     resumed = training.load_state(path, device, config)
-    training.fit(resumed, data)
+    fit(resumed, data)
     for a, b in zip(whole.generator.state_dict().values(), resumed.generator.state_dict().values()):
         assert torch.equal(a, b)
 

@@ -10,10 +10,9 @@ import numpy as np
 import pytest
 
 from conftest import tiny_config
-from dcgan import perf
-from dcgan import runner as loop
+from dcgan import loop, perf
+from dcgan.engines import Solo
 from dcgan.errors import UsageError
-from dcgan.runner import Solo
 
 
 class FakeLoad:
@@ -133,7 +132,9 @@ def test_system_load_reads_the_affinity_cpus_minus_this_process(tmp_path, monkey
 
 def test_the_loop_tells_the_governor_each_step_and_logs_the_count():
     config = tiny_config(steps=8, log_every=4, sample_every=100, checkpoint_every=100)
-    state = types.SimpleNamespace(config=config, step=0, elapsed=0.0, extra={}, group=Solo())
+    state = types.SimpleNamespace(
+        config=config, step=0, elapsed=0.0, extra={}, group=Solo(), sampler=None
+    )
     seen, notes, logs = [], [], []
 
     class Gov:
@@ -149,7 +150,7 @@ def test_the_loop_tells_the_governor_each_step_and_logs_the_count():
     engine = types.SimpleNamespace(
         feeder=lambda s, d: lambda idx: idx,
         train_step=lambda s, i: {"loss_d": 0.5},
-        grid=lambda s: np.zeros((1, 1, 28, 28), np.uint8),
+        generate=lambda g, z: np.zeros((1, 1, 28, 28), np.uint8),
     )
     hooks = loop.Hooks(on_log=logs.append, on_warning=notes.append, threads=Gov())
     assert loop.loop(engine, state, _Data(), hooks) == "done"
@@ -167,25 +168,25 @@ def test_threads_option(monkeypatch):
     torch_engine = pytest.importorskip("dcgan.torch_engine")
     before = torch_engine.cpu_threads()
     try:
-        assert loop._threads(torch_engine, 1, "cpu", Solo()) is None
+        assert perf.choose_threads(torch_engine.cpu_threads, 1, "cpu", 1) is None
         assert torch_engine.cpu_threads() == 1
         torch_engine.cpu_threads(before)
         monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-        gov = loop._threads(torch_engine, "auto", "cpu", Solo())
+        gov = perf.choose_threads(torch_engine.cpu_threads, "auto", "cpu", 1)
         assert isinstance(gov, perf.ThreadGovernor) and gov.current == before
-        assert loop._threads(torch_engine, "auto", "cuda:0", Solo()) is None
+        assert perf.choose_threads(torch_engine.cpu_threads, "auto", "cuda:0", 1) is None
         monkeypatch.setenv("OMP_NUM_THREADS", "2")  # the user (or torchrun) chose
-        assert loop._threads(torch_engine, "auto", "cpu", Solo()) is None
+        assert perf.choose_threads(torch_engine.cpu_threads, "auto", "cpu", 1) is None
     finally:
         torch_engine.cpu_threads(before)
     from dcgan.numpy_engine import train as numpy_engine
 
-    assert loop._threads(numpy_engine, "auto", "cpu", Solo()) is None
+    assert perf.choose_threads(numpy_engine.cpu_threads, "auto", "cpu", 1) is None
     for bad in (0, -1, "many", 2.5, True):
         with pytest.raises(UsageError, match="--threads"):
-            loop._threads(torch_engine, bad, "cpu", Solo())
+            perf.choose_threads(torch_engine.cpu_threads, bad, "cpu", 1)
     with pytest.raises(UsageError, match="torch engine"):
-        loop._threads(numpy_engine, 2, "cpu", Solo())
+        perf.choose_threads(numpy_engine.cpu_threads, 2, "cpu", 1)
 
 
 def test_cpu_kind_names_the_model_family_and_the_kernels_extensions(tmp_path, monkeypatch):
@@ -308,17 +309,17 @@ def test_auto_threads_start_within_the_quota_and_say_so(monkeypatch):
     try:
         torch_engine.cpu_threads(2)
         monkeypatch.setattr(perf, "cpu_quota", lambda: 1.0)
-        gov = loop._threads(torch_engine, "auto", "cpu", Solo(), said.append)
+        gov = perf.choose_threads(torch_engine.cpu_threads, "auto", "cpu", 1, said.append)
         assert gov.current == gov.max == 1 and torch_engine.cpu_threads() == 1
         assert said == [
             "this process may use 1 CPU (its cgroup's CPU quota): training on 1 thread, not 2 "
             "(--threads N fixes the count)"
         ]
-        gov = loop._threads(torch_engine, 2, "cpu", Solo(), said.append)
+        gov = perf.choose_threads(torch_engine.cpu_threads, 2, "cpu", 1, said.append)
         assert gov is None and torch_engine.cpu_threads() == 2  # a fixed count is the user's
         monkeypatch.setattr(perf, "cpu_quota", lambda: None)
         torch_engine.cpu_threads(64)  # more than the cores, set by the user: no quota to cite
-        gov = loop._threads(torch_engine, "auto", "cpu", Solo(), said.append)
+        gov = perf.choose_threads(torch_engine.cpu_threads, "auto", "cpu", 1, said.append)
         assert gov.current == 64 and len(said) == 1  # no quota: torch's count, nothing said
     finally:
         torch_engine.cpu_threads(before)

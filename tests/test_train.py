@@ -2,14 +2,12 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import tiny_config
+from conftest import fit, save_checkpoint, tiny_config
 from dcgan.datasets import ImageSet, load_digits
+from dcgan.loop import Hooks
 from dcgan.torch_engine import (
-    Hooks,
     create_state,
-    fit,
     load_state,
-    save_checkpoint,
     state_to_arrays,
     update_ema,
 )
@@ -121,7 +119,7 @@ def test_ema_update():
 
 
 def test_ema_warms_up_then_holds_its_decay():
-    from dcgan.runner import ema_decay
+    from dcgan.loop import ema_decay
 
     assert ema_decay(0, 0.999) == pytest.approx(0.1)  # the first update nearly copies G
     assert ema_decay(90, 0.999) == pytest.approx(0.91)

@@ -1,13 +1,13 @@
 """dcgan: train deep convolutional GANs (Radford, Metz & Chintala 2015) and generate from them.
 
-The library entry point is `dcgan.train(config, ...)` (see `dcgan.runner`); the `dcgan` command
-only parses its options and calls it.
+The library entry point is `dcgan.train(config, ...)` (see `dcgan.session`); the `dcgan` command
+only parses its options and calls it. `dcgan.train(RunConfig())` trains exactly what `dcgan train`
+trains: the recipe (`dcgan.config.resolve`) fills every field a config leaves open.
 """
 
-__version__ = "0.1.0"
-
-from .config import DataConfig, ModelConfig, RunConfig, TrainConfig  # noqa: E402
-from .runner import Callbacks, TrainResult, train  # noqa: E402
+from .config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from .session import Callbacks, TrainResult, train
+from .version import __version__
 
 __all__ = [
     "Callbacks",
@@ -16,5 +16,6 @@ __all__ = [
     "RunConfig",
     "TrainConfig",
     "TrainResult",
+    "__version__",
     "train",
 ]

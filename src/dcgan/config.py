@@ -11,10 +11,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from .draw import check_seed
 from .errors import UsageError
 
 SCHEMA_VERSION = 1
+SEED_MAX = 2**63 - 1  # seeds are integers in [0, SEED_MAX] in every command
 LOSSES = ("bce", "lsgan", "hinge", "wgan-gp")
 PENALTY_LOSSES = ("wgan-gp",)  # losses whose D step adds a gradient penalty on interpolates
 DIVERGENCE_ACTIONS = ("rollback", "stop")
@@ -29,16 +29,33 @@ PRECISIONS = ("auto", "fp32", "bf16")
 D_NORMS = ("batch", "none", "layer")  # D's normalisation: BatchNorm (the paper), none, GroupNorm(1)
 
 
+def check_seed(seed: int, flag: str = "--seed") -> int:
+    """A seed is an integer in [0, 2**63 - 1] in every command; others are a UsageError."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
+        raise UsageError(f"{flag} must be an integer from 0 to {SEED_MAX}, got {seed!r}")
+    return seed
+
+
+# ---------------------------------------------------------------------------------------------
+# recipes: the one place that turns a user's partial choices into a full RunConfig
+
+# the paper's settings (Radford et al. 2015): what every field left to the recipe falls back to
+PAPER_MODEL = {"g_features": 64, "d_features": 64, "d_norm": "batch"}
+PAPER_TRAIN = {
+    "batch_size": 64, "epochs": 20, "lr_g": 2e-4, "lr_d": 2e-4, "n_critic": 1, "augment": "",
+}  # fmt: skip
+
+
 def size_defaults(kind: str, image_size: int) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Defaults that depend on the net, as (ModelConfig fields, TrainConfig fields) that replace
-    the dataclass defaults wherever the user gave no value (`dcgan train` applies them).
+    """Defaults that depend on the net, as (ModelConfig fields, TrainConfig fields), for the
+    default recipe.
 
     The 28 px DCGAN (the bundled digits and the MNIST-likes) trains at width 32, batch 128, two
     time-scales (lr_g 8e-4, lr_d 1.6e-3) for 50 epochs: measured on the digits at equal training
     time (bench/README.md, "Digits at equal training time"), 150 s of it reach digits FD 23.9 /
     40.0 / 32.2 (seeds 0-2) where the previous recipe (batch 64, lr 6e-4 for both) reached 42.2 /
-    34.7 / 45.2, and width 32 runs 2.3x the images per second of width 64. Every other net keeps the paper's settings (ngf = ndf = 64, lr 2e-4, batch 64,
-    20 epochs).
+    34.7 / 45.2, and width 32 runs 2.3x the images per second of width 64. Every other net keeps
+    the paper's settings (ngf = ndf = 64, lr 2e-4, batch 64, 20 epochs).
     """
     if kind == "dcgan" and image_size == 28:
         model = {"g_features": 32, "d_features": 32}
@@ -47,48 +64,124 @@ def size_defaults(kind: str, image_size: int) -> tuple[dict[str, Any], dict[str,
 
 
 def recipe_defaults(
-    recipe: str, kind: str, image_size: int, loss: str = "bce"
+    recipe: str, kind: str, image_size: int, loss: str = "bce", engine: str = "torch"
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The (ModelConfig fields, TrainConfig fields) of a named recipe, for the fields the user
-    did not set (`dcgan train --recipe`).
+    """The (ModelConfig fields, TrainConfig fields) of a named recipe: every field a user may
+    leave to the recipe (those that default to None in the dataclasses).
 
-    - "paper": Radford et al.'s DCGAN as published: widths 64, Adam 2e-4 / 0.5, BCE, no
+    - "paper": Radford et al.'s DCGAN as published: widths 64, Adam 2e-4 / 0.5, batch 64, BCE, no
       augmentation. For reproducing the paper.
     - "default": what measures best on a CPU budget (bench/README.md, "Quality"): the 28 px net
       at width 32, batch 128 and two time-scales (size_defaults); at 64 px and above DiffAugment
       (colour, translation, cutout), without which small folders of flat icons collapse to one
-      grey texture (D wins within 200 steps).
+      grey texture (D wins within 200 steps). The NumPy engine has no DiffAugment, so it gets
+      the rest of the recipe without it.
 
     Both: WGAN-GP's critic has no BatchNorm (GroupNorm(1) instead): the per-sample gradient
-    penalty is invalid through batch statistics (Gulrajani et al. 2017, section 4).
+    penalty is invalid through batch statistics (Gulrajani et al. 2017, section 4); and it
+    takes 5 critic steps per generator step, as the paper does.
     """
     if recipe not in RECIPES:
-        raise UsageError(f"--recipe {recipe} is not one of {', '.join(RECIPES)}")
-    model: dict[str, Any] = {}
-    train: dict[str, Any] = {"recipe": recipe}
+        raise UsageError(f"--recipe {_show(recipe)} is not one of {', '.join(RECIPES)}")
+    model, train = dict(PAPER_MODEL), dict(PAPER_TRAIN)
     if recipe == "default":
         m, t = size_defaults(kind, image_size)
         model |= m
         train |= t
-        if kind == "dcgan" and image_size >= 64:
+        if kind == "dcgan" and image_size >= 64 and engine != "numpy":
             train["augment"] = DIFF_AUGMENT
     if loss in PENALTY_LOSSES:
         model["d_norm"] = "layer"
+        train["n_critic"] = 5
     return model, train
+
+
+def resolve(model: ModelConfig, data: DataConfig, train: TrainConfig):
+    """The recipe's values for every field the user left as None: (ModelConfig, TrainConfig).
+
+    The image size comes from the data (28 px for the digits and MNIST-likes, 32 for CIFAR and
+    SVHN, 64 for folders), then the named recipe (train.recipe) fills the rest for that size,
+    net, loss and engine. Values of the wrong type are left for validate() to report."""
+    if not all(isinstance(p, c) for p, c in zip((model, data, train), _PARTS.values())):
+        return model, train
+    if model.image_size is None:
+        model = dataclasses.replace(model, image_size=_default_image_size(data.source))
+    if not isinstance(train.recipe, str) or not _left_to_recipe(model, train):
+        return model, train
+    m, t = recipe_defaults(train.recipe, model.kind, model.image_size, train.loss, train.engine)
+    model = dataclasses.replace(model, **{k: v for k, v in m.items() if getattr(model, k) is None})
+    train = dataclasses.replace(train, **{k: v for k, v in t.items() if getattr(train, k) is None})
+    return model, train
+
+
+def _left_to_recipe(model: ModelConfig, train: TrainConfig) -> bool:
+    return any(getattr(model, k) is None for k in PAPER_MODEL) or any(
+        getattr(train, k) is None for k in PAPER_TRAIN
+    )
+
+
+# The image size a source trains at unless asked: the native size of the named sets where a DCGAN
+# exists for it (28, 32), else 64 (CelebA, STL-10, folders). tests/test_standard_sets.py checks
+# that every named set has its entry.
+DEFAULT_SIZES = {
+    "digits": 28, "mnist": 28, "fashion-mnist": 28, "kmnist": 28,
+    "cifar10": 32, "cifar100": 32, "svhn": 32, "stl10": 64, "celeba": 64,
+}  # fmt: skip
+FOLDER_SIZE = 64
+
+
+def default_image_size(source: str) -> int:
+    """28 for the digits and MNIST-likes, 32 for CIFAR/SVHN, 64 for CelebA, STL-10 and folders."""
+    return DEFAULT_SIZES.get(source, FOLDER_SIZE)
+
+
+def _default_image_size(source: Any) -> int | None:
+    return default_image_size(source) if isinstance(source, str) else None
+
+
+# What a resume may change: the length, the engine and the speed options (not the model, data or
+# maths). The CLI and dcgan.train both check a resume's changes with check_resumable.
+RESUMABLE = (
+    "steps", "epochs", "engine", "precision", "channels_last", "compile", "on_divergence",
+)  # fmt: skip
+
+
+def check_resumable(names) -> None:
+    """A UsageError naming the options (field or flag names) that a resume may not change."""
+    bad = sorted(set(names) - set(RESUMABLE))
+    if bad:
+        flags = ", ".join("--" + k.replace("_", "-") for k in bad)
+        raise UsageError(
+            f"{flags} cannot change on --resume; only --epochs/--steps/--device/--engine "
+            "and the speed options can"
+        )
+
+
+def resume_config(saved: RunConfig, changes: dict[str, Any]) -> RunConfig:
+    """The resumed run's config with `changes` (only TrainConfig fields in RESUMABLE; --epochs
+    without --steps drops a saved step count, as a longer run in epochs is meant)."""
+    check_resumable(changes)
+    if "epochs" in changes and "steps" not in changes:
+        changes = {**changes, "steps": None}
+    train = dataclasses.replace(saved.train, **changes)
+    return dataclasses.replace(saved, train=train).validate()
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     kind: str = "dcgan"
-    image_size: int = 28
+    image_size: int | None = None  # None: the data's native size (28 digits, 64 folders)
     channels: int = 1
     latent_dim: int = 100
-    g_features: int = 64  # ngf: width of G's last hidden layer (MLP: a quarter of its first)
-    d_features: int = 64  # ndf: width of D's first layer (MLP: an eighth of its first)
+    # None: the recipe's choice (config.recipe_defaults) for every field below that allows it
+    g_features: int | None = (
+        None  # ngf: width of G's last hidden layer (MLP: a quarter of its first)
+    )
+    d_features: int | None = None  # ndf: width of D's first layer (MLP: an eighth of its first)
     # D's stabilisers (models.py): spectral normalisation of every D weight (Miyato et al. 2018),
     # and the normalisation between its layers; "none"/"layer" keep a per-sample penalty valid
     spectral_norm: bool = False
-    d_norm: str = "batch"
+    d_norm: str | None = None
 
     def validate(self) -> None:
         _choice("model", self.kind, MODEL_KINDS)
@@ -123,14 +216,14 @@ class DataConfig:
 @dataclass(frozen=True)
 class TrainConfig:
     loss: str = "bce"
-    batch_size: int = 64
-    epochs: int = 20  # the 28 px DCGAN's default is 50 (size_defaults)
+    batch_size: int | None = None
+    epochs: int | None = None
     steps: int | None = None  # overrides epochs when set
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
+    lr_g: float | None = None
+    lr_d: float | None = None
     beta1: float = 0.5
     beta2: float = 0.999
-    n_critic: int = 1  # D steps per G step (WGAN-GP uses 5)
+    n_critic: int | None = None  # D steps per G step (WGAN-GP's recipe: 5)
     gp_weight: float = 10.0  # gradient-penalty weight for wgan-gp
     ema: bool = False
     ema_decay: float = 0.999
@@ -157,7 +250,7 @@ class TrainConfig:
     max_rollbacks: int = 2
     # stabilisers (bench/README.md, "Quality"): DiffAugment policy ("" off; "color,translation,
     # cutout" the paper's), and the R1 penalty's gamma on real images (0 off)
-    augment: str = ""
+    augment: str | None = None
     r1_gamma: float = 0.0
     recipe: str = "default"  # the named recipe the defaults came from (config.recipe_defaults)
 
@@ -222,6 +315,13 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     schema_version: int = SCHEMA_VERSION
 
+    def __post_init__(self):
+        # a RunConfig is always complete: the fields its parts leave as None are the recipe's
+        # (`resolve`), so `RunConfig()` is exactly what `dcgan train` trains on the digits
+        model, train = resolve(self.model, self.data, self.train)
+        object.__setattr__(self, "model", model)
+        object.__setattr__(self, "train", train)
+
     def validate(self) -> RunConfig:
         """Check the type and range of every field; a bad one is a UsageError saying what is
         allowed. Returns self, so `RunConfig(...).validate()` reads as one expression."""
@@ -230,7 +330,7 @@ class RunConfig:
                 f"config schema version {_show(self.schema_version)} is not supported "
                 f"(expected {SCHEMA_VERSION})"
             )
-        for part, cls in (("model", ModelConfig), ("data", DataConfig), ("train", TrainConfig)):
+        for part, cls in _PARTS.items():
             if not isinstance(getattr(self, part), cls):
                 raise UsageError(f"config is malformed: {part} is not a {cls.__name__}")
         self.model.validate()
@@ -263,6 +363,8 @@ class RunConfig:
         )
         return config.validate()
 
+
+_PARTS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
 
 # Upper limits that keep one value from asking for absurd memory or time; the memory a
 # configuration needs as a whole is estimated in limits.py.

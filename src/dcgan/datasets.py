@@ -31,7 +31,6 @@ __all__ = [
     "batch_indices",
     "decode_image",
     "default_cache_dir",
-    "default_image_size",
     "epoch_order",
     "list_image_files",
     "load_digits",
@@ -120,15 +119,6 @@ def load_source(
     if split not in (None, "train"):
         raise DataError(f"--split {split} applies to the standard sets, not to the folder {source}")
     return load_folder(Path(source).expanduser(), image_size, channels, cache_dir, progress)
-
-
-def default_image_size(source: str) -> int:
-    """28 for the digits and MNIST-likes, 32 for CIFAR/SVHN, 64 for CelebA and folders."""
-    if source == "digits":
-        return 28
-    if source in STANDARD_SETS:
-        return STANDARD_SETS[source].default_size
-    return 64
 
 
 def steps_per_epoch(n: int, batch_size: int) -> int:

@@ -20,21 +20,13 @@ import math
 
 import numpy as np
 
+from .config import check_seed
 from .errors import UsageError
-
-SEED_MAX = 2**63 - 1  # seeds are integers in [0, SEED_MAX] in every command
 
 # the purposes of training draws: distinct streams for the same (seed, step, critic)
 Z, GP_WEIGHTS = 0, 1
 # one more word in the seed sequence keeps training streams apart from sampling streams
 _TRAINING = 0x7472_6169  # "trai"
-
-
-def check_seed(seed: int, flag: str = "--seed") -> int:
-    """A seed is an integer in [0, 2**63 - 1] in every command; others are a UsageError."""
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
-        raise UsageError(f"{flag} must be an integer from 0 to {SEED_MAX}, got {seed!r}")
-    return seed
 
 
 # sampling streams besides the user's own (`--seed S` is stream 0)

@@ -8,21 +8,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from . import checkpoint as ckpt
-from . import draw, rundir
+from . import draw
 from .config import RunConfig
 from .metrics import METRICS, Evaluator, cheap_metric_names, is_better, parse_metric_names
-from .sampling import auto_batch_size, latents
-from .torch_engine import TrainState, generate, state_to_arrays
-
-# moved to rundir.py; still found here for code written before the move
-append_metrics, read_metrics = rundir.append_metrics, rundir.read_metrics
+from .sampling import auto_batch_size
 
 # The eval latents are their own stream (draw.EVAL), drawn once on the CPU: every evaluation of a
 # run scores the same z, and training noise is untouched.
@@ -51,8 +44,9 @@ def training_evaluator(config: RunConfig, data, device, cache_dir=None) -> Evalu
 
 
 class TrainingEval:
-    """The `Hooks.evaluate` of a run: scores `state.sampler` on fixed latents, reports a record
-    and keeps `checkpoints/best.safetensors` for the first metric's key.
+    """The `Hooks.evaluate` of a run: scores `state.sampler` on fixed latents (through the
+    engine's `generate`), reports a record and keeps `checkpoints/best.safetensors` (through the
+    run's `saving.Saver`) for the first metric's key.
 
     The best value is kept in `state.extra["best"]` so it travels in every checkpoint and a
     resumed run only replaces best.safetensors with something better.
@@ -61,21 +55,23 @@ class TrainingEval:
     def __init__(
         self,
         evaluator: Evaluator,
+        engine,
         config: RunConfig,
-        run_dir: Path,
-        device: torch.device,
+        saver,
+        device,
         on_result: Callable[[dict[str, Any], bool], None] = lambda record, improved: None,
     ):
-        self.evaluator, self.run_dir, self.on_result = evaluator, Path(run_dir), on_result
+        self.evaluator, self.engine, self.saver = evaluator, engine, saver
+        self.on_result = on_result
         self.metric = evaluator.names[0]
         self.key = METRICS[self.metric].key + evaluator.suffix
         n, dim = config.train.eval_num, config.model.latent_dim
-        self.z = latents(n, dim, config.train.seed, draw.EVAL).to(device)
+        self.z = draw.latents(n, dim, config.train.seed, draw.EVAL)
         self.batch_size = auto_batch_size(device, config.model.image_size)
 
-    def __call__(self, state: TrainState) -> dict[str, float]:
+    def __call__(self, state) -> dict[str, float]:
         started = time.perf_counter()
-        fake = generate(state.sampler, self.z, self.batch_size)
+        fake = self.engine.generate(state.sampler, self.z, self.batch_size)
         metrics = self.evaluator(fake)
         record = {"step": state.step, "eval": True, **metrics}
         record["eval_seconds"] = round(time.perf_counter() - started, 3)
@@ -93,8 +89,7 @@ class TrainingEval:
         if improved:
             state.extra["best"] = {"metric": self.metric, "key": self.key, "value": value}
             state.extra["best"]["step"] = state.step
-            arrays, meta = state_to_arrays(state)
-            ckpt.write_checkpoint(rundir.best_path(self.run_dir), arrays, meta)
+            self.saver.save_best(state)
         self.on_result(record, improved)
         return metrics
 

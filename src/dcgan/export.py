@@ -15,10 +15,11 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from . import __version__, artefact
+from . import artefact
 from .artefact import write_generator
 from .checkpoint import atomic_write
 from .errors import DcganError, UsageError
+from .version import __version__
 
 __all__ = ["FORMATS", "export", "metadata", "write_generator"]
 

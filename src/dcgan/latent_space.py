@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from . import draw
+from .config import check_seed
 from .errors import UsageError
 
 MAX_SEEDS = 100_000  # one PNG per seed; a typo like 0-10000000000 should not fill the disk
@@ -136,7 +137,7 @@ def arithmetic(
         means.append(z[group].mean(0))
     a, b, c = means
     result = a - b + c
-    rng = np.random.default_rng([draw.check_seed(seed), draw.USER, _ARITHMETIC])
+    rng = np.random.default_rng([check_seed(seed), draw.USER, _ARITHMETIC])
     jitter = ((rng.random((variants, z.shape[1])) * 2 - 1) * noise).astype(np.float32)
     return np.concatenate([np.stack([a, b, c, result]), result + jitter]).astype(np.float32)
 
@@ -146,7 +147,7 @@ _ARITHMETIC = 0x6172_6974  # "arit": the jitter stream of --arithmetic
 
 def parse_seeds(text: str) -> list[int]:
     """ "0-35,100" -> [0, 1, ..., 35, 100]: comma-separated seeds and inclusive ranges, in the order
-    given, duplicates dropped. Each seed is checked by `draw.check_seed`."""
+    given, duplicates dropped. Each seed is checked by `check_seed`."""
     seeds: dict[int, None] = {}
     total = 0
     for part in text.split(","):
@@ -155,8 +156,8 @@ def parse_seeds(text: str) -> list[int]:
             raise UsageError(
                 f'--seeds wants comma-separated seeds and ranges like "0-35,100", got "{text}"'
             )
-        lo = draw.check_seed(int(m.group(1)), "--seeds")
-        hi = draw.check_seed(int(m.group(2)), "--seeds") if m.group(2) else lo
+        lo = check_seed(int(m.group(1)), "--seeds")
+        hi = check_seed(int(m.group(2)), "--seeds") if m.group(2) else lo
         if hi < lo:
             raise UsageError(f"--seeds range {lo}-{hi} runs backwards; write {hi}-{lo}")
         total += hi - lo + 1

@@ -347,3 +347,34 @@ class ThreadGovernor:
             f"{why}: training on {plural(n)} now, {speedup:.2f}x the speed of {plural(before)} "
             "(--threads N fixes the count)"
         )
+
+
+def choose_threads(engine_threads, threads, device, world: int, say=lambda message: None):
+    """A run's CPU threads: apply a fixed count, or return the ThreadGovernor that adapts it
+    ("auto"), or None. `engine_threads` is the engine's cpu_threads(count=None).
+
+    "auto" on a CPU starts from torch's count capped by the CPUs a cgroup quota grants
+    (available_cpus), and says so in one line when it caps; a GPU, a launcher that divided the
+    cores (world > 1) or a user's OMP_NUM_THREADS keep their count."""
+    from .errors import UsageError
+
+    if threads != "auto":
+        if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= 4096:
+            raise UsageError(f"--threads must be auto or a whole number from 1, not {threads!r}")
+        if engine_threads(threads) is None:
+            raise UsageError("--threads applies to the torch engine; NumPy chooses its own")
+        return None
+    if str(device) != "cpu" or world > 1 or "OMP_NUM_THREADS" in os.environ:
+        return None
+    count = engine_threads()
+    if count is None:
+        return None
+    limit, cap = cpu_quota(), available_cpus()
+    if limit and count > cap:  # (a count above the affinity mask alone is the user's choice)
+        cpus, threads_word = f"CPU{'s' if limit != 1 else ''}", f"thread{'s' if cap != 1 else ''}"
+        say(
+            f"this process may use {limit:g} {cpus} (its cgroup's CPU quota): training on {cap} "
+            f"{threads_word}, not {count} (--threads N fixes the count)"
+        )
+        count = engine_threads(cap)
+    return ThreadGovernor(count, engine_threads)

@@ -1,34 +1,35 @@
-"""Sampling from a trained run: latents from a seed, plain samples, "nice" discriminator-ranked
-samples, latent interpolation and the paper's vector arithmetic.
+"""Sampling from a trained run, written once for both engines: latents from a seed, plain
+samples, "nice" discriminator-ranked samples, latent interpolation and the paper's vector
+arithmetic.
 
-Everything here takes a run directory or checkpoint file and needs no training flags: the
-config travels inside the checkpoint.
+Everything here takes a run directory, checkpoint file or generator folder and needs no training
+flags: the config travels with the weights. The engine (`dcgan.engines.Engine`: load_models,
+generate, score) runs the networks; the latents are `dcgan.draw`'s, the same on every engine and
+device, so the same seed gives the same images from either engine up to float rounding.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import torch
-from torch import nn
 
-from . import artefact, draw, latent_space, pixels
+from . import artefact, draw, latent_space
 from .config import ModelConfig, RunConfig
 from .draw import keep_best, nice_candidates
+from .engines import get_engine
 from .errors import CheckpointError, UsageError
-from .models import build_models
-from .torch_engine import generate
 
 
 @dataclass
 class Sampler:
     config: RunConfig
-    generator: nn.Module  # the EMA generator when the run has one
-    discriminator: nn.Module | None  # None for a generator folder (it holds G only)
-    device: torch.device
+    engine: Any  # the engine module that runs the networks
+    generator: Any  # the EMA generator when the run has one
+    discriminator: Any  # None for a generator folder (it holds G only)
+    device: Any
     step: int
     path: Path
 
@@ -38,58 +39,49 @@ class Sampler:
 
 
 def load_sampler(
-    run: Path, device: torch.device, which: str = "latest", discriminator: bool = True
+    run: Path,
+    device: Any = "auto",
+    which: str = "latest",
+    discriminator: bool = True,
+    engine: str = "torch",
 ) -> Sampler:
     """Load G (EMA if present) and D from a run directory, a checkpoint file or a generator
-    folder (`artefact`; it has no D), in eval mode. Non-finite weights are a CheckpointError."""
+    folder (`artefact`; it has no D), in eval mode, on the named engine (either reads both
+    engines' files) and device (a name, or the engine's device object). Non-finite weights or
+    a mismatch with the config are a CheckpointError."""
+    eng = get_engine(engine)
+    dev = eng.resolve_device(device) if isinstance(device, str) else device
     w = artefact.load(Path(run), which, discriminator)
-    generator, d = build_models(w.config.model)
-    modules = [(generator, w.generator)]
-    if w.discriminator is not None:
-        modules.append((d, w.discriminator))
     try:
-        for module, arrays in modules:
-            module.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in arrays.items()})
-    except RuntimeError as e:
-        raise CheckpointError(
-            f"checkpoint {w.path} does not match its config ({str(e).splitlines()[0]})"
-        ) from None
-    d = d if w.discriminator is not None else None
-    for module in (generator, d):
-        if module is not None:
-            module.to(device).eval()
-            if _channels_last(w.config, device):
-                module.to(memory_format=torch.channels_last)
-    return Sampler(w.config, generator, d, device, w.step, w.path)
-
-
-def _channels_last(config: RunConfig, device: torch.device) -> bool:
-    """NHWC generation, as training uses it: measured on CPU 1.26-1.31x at 28/32/64 px
-    (bench/README.md, "Generation"); never on MPS (see train._channels_last)."""
-    return config.model.kind == "dcgan" and config.train.channels_last and device.type != "mps"
+        generator, d = eng.load_models(w.config, w.generator, w.discriminator, dev)
+    except CheckpointError as e:
+        raise CheckpointError(f"checkpoint {w.path} {e}") from None
+    return Sampler(w.config, eng, generator, d, dev, w.step, w.path)
 
 
 def latents(
     n: int, latent_dim: int, seed: int, stream: int = draw.USER, truncation: float | None = None
-) -> torch.Tensor:
-    """n standard-normal latents (n, latent_dim) on the CPU: `draw.latents` (NumPy's PCG64), a
+) -> np.ndarray:
+    """n standard-normal latents float32 (n, latent_dim): `draw.latents` (NumPy's PCG64), a
     function of the seed alone, the same on any device and in both engines, and prefix-stable
     (`--num 10` gives the first 10 images of `--num 64`). `truncation` PSI redraws components
     with |z| > PSI (`draw.truncated_latents`)."""
-    return torch.from_numpy(draw.truncated_latents(n, latent_dim, seed, truncation, stream))
+    return draw.truncated_latents(n, latent_dim, seed, truncation, stream)
 
 
-def auto_batch_size(device: torch.device, image_size: int) -> int:
+def auto_batch_size(device: Any, image_size: int) -> int:
     """A generation batch that keeps activations modest: 512 at 28/32 px, 128 at 64, 32 at 128 on
     CPU; four times that on a GPU."""
     base = max(16, 512 * (32 * 32) // max(image_size, 32) ** 2)
-    return base * (4 if device.type != "cpu" else 1)
+    on_cpu = str(device).split(":")[0] == "cpu"
+    return base * (1 if on_cpu else 4)
 
 
-def from_latents(s: Sampler, z: np.ndarray | torch.Tensor, batch_size: int | None = None):
+def from_latents(s: Sampler, z: np.ndarray, batch_size: int | None = None) -> np.ndarray:
     """Images uint8 (N, C, H, W) from latents float32 (N, latent_dim)."""
-    z = torch.as_tensor(z, dtype=torch.float32).to(s.device)
-    return generate(s.generator, z, batch_size or auto_batch_size(s.device, s.model.image_size))
+    z = np.asarray(z, dtype=np.float32)
+    batch = batch_size or auto_batch_size(s.device, s.model.image_size)
+    return s.engine.generate(s.generator, z, batch)
 
 
 def sample(
@@ -106,7 +98,6 @@ def per_seed(s: Sampler, z: np.ndarray) -> np.ndarray:
     return np.concatenate([from_latents(s, z[i : i + 1]) for i in range(len(z))])
 
 
-@torch.no_grad()
 def score(s: Sampler, images_uint8: np.ndarray, batch_size: int = 512) -> np.ndarray:
     """D's logits (float64, (N,)) for uint8 images: higher means "more real" to D."""
     if s.discriminator is None:
@@ -114,11 +105,7 @@ def score(s: Sampler, images_uint8: np.ndarray, batch_size: int = 512) -> np.nda
             f"--nice ranks samples with the discriminator, and {s.path.parent} is a generator "
             "folder without one; use the run directory or a checkpoint"
         )
-    out = []
-    for chunk in np.array_split(images_uint8, max(1, math.ceil(len(images_uint8) / batch_size))):
-        x = pixels.uint8_to_model(torch.from_numpy(chunk).to(s.device))
-        out.append(s.discriminator(x).double().cpu())
-    return torch.cat(out).numpy()
+    return s.engine.score(s.discriminator, images_uint8, batch_size)
 
 
 def nice_from_latents(
@@ -143,26 +130,16 @@ def nice(
     return keep_best(candidates, score(s, candidates), n)
 
 
-def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """Spherical interpolation between latents a and b (D,) at fractions t (T,) -> (T, D)
-    (`latent_space.slerp`, which both engines use)."""
-    return torch.from_numpy(latent_space.slerp(a.numpy(), b.numpy(), t.numpy()))
-
-
 def interpolate(
     s: Sampler, rows: int, steps: int, seed: int, truncation: float | None = None
 ) -> np.ndarray:
-    """`rows` interpolations of `steps` images each between random latent pairs (slerp).
+    """`rows` interpolations of `steps` images each between random latent pairs (slerp,
+    `latent_space.interpolation`).
 
     Returns uint8 (rows * steps, C, H, W), row-major, for a grid with `steps` columns.
     """
     ends = draw.truncated_latents(2 * rows, s.model.latent_dim, seed, truncation)
     return from_latents(s, latent_space.interpolation(ends, steps))
-
-
-def parse_arithmetic(text: str):
-    """`latent_space.parse_arithmetic`: "3,7,12 - 5,9 + 1,4" -> ([3, 7, 12], [5, 9], [1, 4])."""
-    return latent_space.parse_arithmetic(text)
 
 
 def arithmetic(

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .config import default_image_size
 from .downloads import RemoteFile, ensure_files, verify
 from .errors import DataError, UsageError
 from .folders import load_folder
@@ -46,11 +47,6 @@ class StandardSet:
     channels: int
     splits: dict[str, tuple[RemoteFile, ...]]
     about: str
-
-    @property
-    def default_size(self) -> int:
-        """The native size where a DCGAN exists for it (28, 32), else 64 (CelebA, STL-10)."""
-        return self.native_size if self.native_size in (28, 32) else 64
 
 
 def _idx_set(name: str, base_urls: list[str], md5s: list[str], about: str) -> StandardSet:
@@ -174,7 +170,7 @@ def load_standard(
     """A standard set as uint8 (N, C, S, S) from the prepared cache (memory-mapped), preparing it
     first if needed: no network access when the cache or the verified files are already there."""
     spec = get_set(name, split)
-    size = image_size or spec.default_size
+    size = image_size or default_image_size(spec.name)
     c = channels or spec.channels
     folder = raw_dir(data_dir, name)
     if spec.kind == "celeba":

@@ -1,8 +1,9 @@
 """The torch engine: the train state, one GAN step, the EMA generator, checkpoints of the state,
-and how batches reach the device. `dcgan.runner` drives it (see `dcgan.engines.Engine`).
+how batches reach the device, and G and D on their own for sampling (`dcgan.engines.Engine`).
+`dcgan.loop` drives it; it imports neither the loop nor anything above it.
 
 Everything that influences the next step lives in `TrainState` and round-trips through a
-checkpoint; every random draw comes from the runner as a function of (seed, step, critic), so N
+checkpoint; every random draw comes from the loop as a function of (seed, step, critic), so N
 steps in one go equal N/2 + save + load + N/2 bit for bit on CPU, and a checkpoint carries no
 device RNG state (it resumes on any device).
 """
@@ -10,6 +11,7 @@ device RNG state (it resumes on any device).
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,15 +20,16 @@ import torch
 from torch import nn
 
 from . import checkpoint as ckpt
-from . import distributed, draw, pixels, rundir
+from . import distributed, pixels
 from .augment import FAKE, G_FAKE, REAL, apply_params, augment_rng, draw_params
 from .config import RunConfig
 from .datasets import ImageSet
 from .distributed import ProcessGroup
+from .engines import StepInputs
 from .errors import CheckpointError, UsageError
 from .losses import LOSSES, gradient_penalty, r1_from_logits, r1_penalty
 from .models import build_models
-from .runner import Hooks, StepInputs, ema_decay
+from .torch_serialize import restore_state
 
 name = "torch"
 
@@ -89,7 +92,6 @@ class TrainState:
     # what the step calls: DDP wrappers of the modules under torchrun, else the modules
     g_train: nn.Module | None = None
     d_train: nn.Module | None = None
-    z_fixed: torch.Tensor | None = None  # the progress grids' latents, made on first use
     precision: str = "fp32"  # what the step computes in: the config's, with auto resolved
 
     def __post_init__(self):
@@ -174,67 +176,21 @@ def to_model_range(batch_uint8: torch.Tensor) -> torch.Tensor:
 def train_step(state: TrainState, inputs: StepInputs) -> dict[str, torch.Tensor]:
     """One generator update after len(inputs.reals) (= n_critic) discriminator updates.
 
-    `inputs` holds this rank's share of the step's real batches and draws (runner.StepInputs:
-    NumPy arrays, pure functions of seed, step and critic index). Returns detached device scalars
-    (no host sync): loss_d, loss_g, d_real, d_fake.
+    `inputs` holds this rank's share of the step's real batches and draws (engines.StepInputs:
+    NumPy arrays, pure functions of seed, step and critic index) and the EMA decay. Returns
+    detached device scalars (no host sync): loss_d, loss_g, d_real, d_fake.
     """
-    cfg = state.config.train
-    loss = LOSSES[cfg.loss]
-    G, D = state.g_train, state.d_train
+    loss = LOSSES[state.config.train.loss]
     aug = _augmenter(state)
     one_critic = len(inputs.reals) == 1
-    # R1 through the step's own real logits in one process; under DDP through the plain D (as
-    # the gradient penalty), since autograd.grad through a DDP forward is not supported
-    r1_inline = cfg.r1_gamma > 0 and state.group.world == 1
     for k, x_real in enumerate(inputs.reals):
-        if _channels_last(cfg, state.device):
-            x_real = x_real.contiguous(memory_format=torch.channels_last)
-        # with one critic step G's update reuses this fake, so it keeps its graph; critic-only
-        # fakes build none (and a DDP forward without a backward would stall its reducer)
-        with _autocast(state), torch.set_grad_enabled(one_critic):
-            fake = G(_device(inputs.z[k], state))
-        if r1_inline:
-            x_real = x_real.detach().requires_grad_(True)
-        with _autocast(state):  # the logits (N,) go back to fp32 for the losses
-            logits_real = D(aug(x_real, k, REAL)).float()
-            logits_fake = D(aug(fake.detach(), k, FAKE)).float()
-        loss_d = loss.d_loss(logits_real, logits_fake)
-        if cfg.r1_gamma > 0:
-            if r1_inline:
-                r1 = r1_from_logits(logits_real, x_real)
-            else:
-                r1 = r1_penalty(lambda x, k=k: state.discriminator(aug(x, k, REAL)), x_real)
-            loss_d = loss_d + cfg.r1_gamma / 2 * r1
-        if loss.gradient_penalty:
-            # through the plain module: autograd.grad with create_graph is not DDP's business;
-            # the penalty's parameter gradients join D's in the backward below and are reduced
-            # with them (DDP's hooks fire once per parameter with the summed gradient)
-            alpha = _device(inputs.gp_weights[k], state)
-            loss_d = loss_d + cfg.gp_weight * gradient_penalty(
-                state.discriminator, x_real.detach(), fake.detach(), alpha
-            )
-        state.opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        state.opt_d.step()
+        loss_d, logits_real, logits_fake, fake = _d_step(state, inputs, k, x_real, aug, loss)
     if not one_critic:  # with several critic steps, G gets a fresh fake
         with _autocast(state):
-            fake = G(_device(inputs.z[-1], state))
-    # G's loss runs through the plain D with its weights frozen: D gets no gradient from it, and
-    # a forward through the DDP wrapper would arm D's reducer for gradients that never come
-    # (the next D step would then fail). The BatchNorm inside is still synchronised.
-    D_plain = state.discriminator
-    D_plain.requires_grad_(False)
-    try:
-        with _autocast(state):
-            logits_gen = D_plain(aug(fake, len(inputs.reals) - 1, G_FAKE)).float()
-        loss_g = loss.g_loss(logits_gen)
-        state.opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        state.opt_g.step()
-    finally:  # an error (e.g. a lost rank) must not leave D frozen for whoever catches it
-        D_plain.requires_grad_(True)
+            fake = state.g_train(_device(inputs.z[-1], state))
+    loss_g = _g_step(state, fake, len(inputs.reals) - 1, aug, loss)
     if state.generator_ema is not None:
-        update_ema(state.generator_ema, state.generator, ema_decay(state.step, cfg.ema_decay))
+        update_ema(state.generator_ema, state.generator, inputs.ema_decay)
     score = torch.sigmoid if loss.probabilities else (lambda t: t)
     return {
         "loss_d": loss_d.detach(),
@@ -242,6 +198,66 @@ def train_step(state: TrainState, inputs: StepInputs) -> dict[str, torch.Tensor]
         "d_real": score(logits_real.detach()).mean(),
         "d_fake": score(logits_fake.detach()).mean(),
     }
+
+
+def _d_step(state: TrainState, inputs: StepInputs, k: int, x_real, aug, loss):
+    """Critic update k: D's loss on the real batch and a fake from z[k] (plus R1 or the gradient
+    penalty when asked), one Adam step. Returns (loss_d, logits_real, logits_fake, the fake)."""
+    cfg = state.config.train
+    G, D = state.g_train, state.d_train
+    one_critic = len(inputs.reals) == 1
+    # R1 through the step's own real logits in one process; under DDP through the plain D (as
+    # the gradient penalty), since autograd.grad through a DDP forward is not supported
+    r1_inline = cfg.r1_gamma > 0 and state.group.world == 1
+    if _channels_last(cfg, state.device):
+        x_real = x_real.contiguous(memory_format=torch.channels_last)
+    # with one critic step G's update reuses this fake, so it keeps its graph; critic-only
+    # fakes build none (and a DDP forward without a backward would stall its reducer)
+    with _autocast(state), torch.set_grad_enabled(one_critic):
+        fake = G(_device(inputs.z[k], state))
+    if r1_inline:
+        x_real = x_real.detach().requires_grad_(True)
+    with _autocast(state):  # the logits (N,) go back to fp32 for the losses
+        logits_real = D(aug(x_real, k, REAL)).float()
+        logits_fake = D(aug(fake.detach(), k, FAKE)).float()
+    loss_d = loss.d_loss(logits_real, logits_fake)
+    if cfg.r1_gamma > 0:
+        if r1_inline:
+            r1 = r1_from_logits(logits_real, x_real)
+        else:
+            r1 = r1_penalty(lambda x, k=k: state.discriminator(aug(x, k, REAL)), x_real)
+        loss_d = loss_d + cfg.r1_gamma / 2 * r1
+    if loss.gradient_penalty:
+        # through the plain module: autograd.grad with create_graph is not DDP's business; the
+        # penalty's parameter gradients join D's in the backward below and are reduced with them
+        # (DDP's hooks fire once per parameter with the summed gradient)
+        alpha = _device(inputs.gp_weights[k], state)
+        loss_d = loss_d + cfg.gp_weight * gradient_penalty(
+            state.discriminator, x_real.detach(), fake.detach(), alpha
+        )
+    state.opt_d.zero_grad(set_to_none=True)
+    loss_d.backward()
+    state.opt_d.step()
+    return loss_d, logits_real, logits_fake, fake
+
+
+def _g_step(state: TrainState, fake: torch.Tensor, k: int, aug, loss) -> torch.Tensor:
+    """G's update through D's verdict on `fake` (augmented as critic step k's). G's loss runs
+    through the plain D with its weights frozen: D gets no gradient from it, and a forward
+    through the DDP wrapper would arm D's reducer for gradients that never come (the next D step
+    would then fail). The BatchNorm inside is still synchronised."""
+    D_plain = state.discriminator
+    D_plain.requires_grad_(False)
+    try:
+        with _autocast(state):
+            logits_gen = D_plain(aug(fake, k, G_FAKE)).float()
+        loss_g = loss.g_loss(logits_gen)
+        state.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        state.opt_g.step()
+    finally:  # an error (e.g. a lost rank) must not leave D frozen for whoever catches it
+        D_plain.requires_grad_(True)
+    return loss_g
 
 
 def _augmenter(state: TrainState):
@@ -293,8 +309,11 @@ def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
 
 
 @torch.no_grad()
-def generate(generator: nn.Module, z: torch.Tensor, batch_size: int = 256) -> np.ndarray:
-    """Images from latents, in eval mode, as uint8 (N, C, H, W). The module's mode is restored."""
+def generate(generator: nn.Module, z, batch_size: int = 256) -> np.ndarray:
+    """Images from latents float32 (N, latent_dim) (host array or tensor), in eval mode, as uint8
+    (N, C, H, W). The module's mode is restored."""
+    device = next(generator.parameters()).device
+    z = torch.as_tensor(z, dtype=torch.float32).to(device)
     was_training = generator.training
     generator.eval()
     out = []
@@ -305,128 +324,56 @@ def generate(generator: nn.Module, z: torch.Tensor, batch_size: int = 256) -> np
     return torch.cat(out).numpy()
 
 
-# ---------------------------------------------------------------------------------------------
-# checkpoints of the train state
+@torch.no_grad()
+def score(discriminator: nn.Module, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    """D's logits (float64, (N,)) for uint8 images (N, C, H, W): higher means "more real"."""
+    device = next(discriminator.parameters()).device
+    out = []
+    for chunk in np.array_split(images, max(1, math.ceil(len(images) / batch_size))):
+        x = pixels.uint8_to_model(torch.from_numpy(chunk).to(device))
+        out.append(discriminator(x).double().cpu())
+    return torch.cat(out).numpy()
 
 
-def state_to_arrays(state: TrainState) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Flatten the train state into named arrays and JSON metadata (the checkpoint format)."""
-    arrays: dict[str, np.ndarray] = {}
-    modules = {"generator": state.generator, "discriminator": state.discriminator}
-    if state.generator_ema is not None:
-        modules["generator_ema"] = state.generator_ema
-    for prefix, module in modules.items():
-        for key, t in module.state_dict().items():
-            arrays[f"{prefix}.{key}"] = t.detach().cpu().numpy()
-    optimizers = {}
-    for prefix, opt, module in (
-        ("opt_g", state.opt_g, state.generator),
-        ("opt_d", state.opt_d, state.discriminator),
-    ):
-        names = [n for n, _ in module.named_parameters()]
-        sd = opt.state_dict()
-        steps = {}
-        for index, slots in sd["state"].items():
-            for slot, t in slots.items():
-                if slot == "step":
-                    steps[names[index]] = float(t)
-                else:
-                    arrays[f"{prefix}.{names[index]}.{slot}"] = t.detach().cpu().numpy()
-        optimizers[prefix] = {"param_groups": sd["param_groups"], "steps": steps}
-    meta = {
-        "step": state.step,
-        "epoch": state.step * state.config.train.n_critic // _spe(state),
-        "elapsed": state.elapsed,
-        "config": state.config.to_dict(),
-        "optimizers": optimizers,
-        "world_size": state.group.world,
-        "extra": state.extra,
-    }
-    return arrays, meta
-
-
-def restore_state(state: TrainState, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
-    """Load a checkpoint's arrays and meta into a state built from the same config."""
-    modules = {"generator": state.generator, "discriminator": state.discriminator}
-    if state.generator_ema is not None:
-        modules["generator_ema"] = state.generator_ema
+def load_models(
+    config: RunConfig, generator: dict, discriminator: dict | None, device: torch.device
+) -> tuple[nn.Module, nn.Module | None]:
+    """G and D (None when no arrays are given) in eval mode on `device`, from state-dict arrays
+    (dcgan.artefact.Weights); a mismatch with the config is a CheckpointError."""
+    g, d = build_models(config.model)
+    modules = [(g, generator)] + ([(d, discriminator)] if discriminator is not None else [])
     try:
-        for prefix, module in modules.items():
-            sd = {k: torch.from_numpy(v.copy()) for k, v in ckpt.subset(arrays, prefix).items()}
-            module.load_state_dict(sd)
-        for prefix, opt, module in (
-            ("opt_g", state.opt_g, state.generator),
-            ("opt_d", state.opt_d, state.discriminator),
-        ):
-            saved = meta["optimizers"][prefix]
-            opt_state = {}
-            for index, (name, _) in enumerate(module.named_parameters()):
-                if name not in saved["steps"]:
-                    continue
-                slots = {"step": torch.tensor(saved["steps"][name], dtype=torch.float32)}
-                for slot in ("exp_avg", "exp_avg_sq"):
-                    slots[slot] = torch.from_numpy(arrays[f"{prefix}.{name}.{slot}"].copy())
-                opt_state[index] = slots
-            groups = [
-                {**g, "betas": tuple(g["betas"])} for g in saved["param_groups"]
-            ]  # JSON made it a list
-            opt.load_state_dict({"state": opt_state, "param_groups": groups})
-    except (KeyError, RuntimeError, ValueError) as e:
-        raise CheckpointError(
-            f"checkpoint does not match this model ({str(e).splitlines()[0]})"
-        ) from None
-    # checkpoints of earlier versions also hold "rng.*" arrays and meta["rng"]: training draws
-    # no longer come from a generator state, so they are ignored
-    state.step = int(meta["step"])
-    state.elapsed = float(meta.get("elapsed", 0.0))
-    state.extra = dict(meta.get("extra", {}))
+        for module, arrays in modules:
+            module.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in arrays.items()})
+    except RuntimeError as e:
+        raise CheckpointError(f"does not match its config ({str(e).splitlines()[0]})") from None
+    d = d if discriminator is not None else None
+    for module in (g, d):
+        if module is not None:
+            module.to(device).eval()
+            if _sample_channels_last(config, device):
+                module.to(memory_format=torch.channels_last)
+    return g, d
 
 
-def _spe(state: TrainState) -> int:
-    return state.extra.get("steps_per_epoch", 1)
+def _sample_channels_last(config: RunConfig, device: torch.device) -> bool:
+    """NHWC generation, as training uses it: measured on CPU 1.26-1.31x at 28/32/64 px
+    (bench/README.md, "Generation"); never on MPS (see _channels_last)."""
+    return config.model.kind == "dcgan" and _channels_last(config.train, device)
 
 
 # ---------------------------------------------------------------------------------------------
-# the loop
-
-
-def fixed_noise(config: RunConfig, device: torch.device) -> torch.Tensor:
-    """The fixed latents of the progress grids (draw.GRID): a function of the seed alone."""
-    z = draw.latents(
-        config.train.sample_count, config.model.latent_dim, config.train.seed, draw.GRID
-    )
-    return torch.from_numpy(z).to(device)
+# the data
 
 
 def feeder(state: TrainState, data: ImageSet):
-    """`batch(indices) -> model-range batch on the device` for the runner. uint8 images, often a
+    """`batch(indices) -> model-range batch on the device` for the loop. uint8 images, often a
     read-only memory map of the prepared cache: on CPU each batch is gathered from it (only the
     touched pages are read); a set that fits is kept on the device instead."""
     images = data.images
     if device_resident(images.nbytes, state.device):
         images = copy_to_device(images, state.device)
     return lambda idx: to_model_range(_gather(images, idx, state.device))
-
-
-def grid(state: TrainState) -> np.ndarray:
-    """The fixed-noise grid's images from the sampling generator, uint8 (N, C, H, W)."""
-    if state.z_fixed is None:
-        state.z_fixed = fixed_noise(state.config, state.device)
-    return generate(state.sampler, state.z_fixed)
-
-
-def fit(state: TrainState, data: ImageSet, hooks: Hooks | None = None) -> str:
-    """Train `state` on `data` to its configured length with the runner's loop (no run
-    directory): "done", or "stopped" when hooks.should_stop() said so."""
-    from . import runner
-
-    return runner.loop(_this_engine(), state, data, hooks or Hooks())
-
-
-def _this_engine():
-    import sys
-
-    return sys.modules[__name__]
 
 
 def device_resident(nbytes: int, device: torch.device) -> bool:
@@ -459,11 +406,6 @@ def _gather(
         return images[torch.tensor(idx, device=images.device)]
     batch = torch.from_numpy(images[idx])  # fancy indexing copies: a writable host array
     return batch if device.type == "cpu" else batch.pin_memory().to(device, non_blocking=True)
-
-
-def save_checkpoint(state: TrainState, run_dir, keep: int) -> Any:
-    """Write the state to run_dir/checkpoints/step_N.safetensors and prune old ones."""
-    return rundir.save_step_checkpoint(run_dir, state.step, *state_to_arrays(state), keep=keep)
 
 
 def load_state(

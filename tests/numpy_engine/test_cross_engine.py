@@ -12,13 +12,13 @@ from PIL import Image
 
 torch = pytest.importorskip("torch")
 
-from conftest import run_dcgan, tiny_config  # noqa: E402
-from dcgan import sampling as torch_sampling  # noqa: E402
+from conftest import fit, run_dcgan, save_checkpoint, tiny_config  # noqa: E402
+from dcgan import sampling  # noqa: E402
 from dcgan import torch_engine as torch_train  # noqa: E402
 from dcgan.checkpoint import read_checkpoint  # noqa: E402
 from dcgan.config import ModelConfig  # noqa: E402
 from dcgan.datasets import ImageSet, load_digits  # noqa: E402
-from dcgan.numpy_engine import sampling as np_sampling  # noqa: E402
+from dcgan.loop import Hooks  # noqa: E402
 from dcgan.numpy_engine import train as np_train  # noqa: E402
 
 CPU = torch.device("cpu")
@@ -40,18 +40,19 @@ def digits() -> ImageSet:
 
 @pytest.mark.parametrize("n, dim, seed", [(64, 100, 0), (3, 7, 5), (1, 17, 2), (2, 5, 1)])
 def test_engines_draw_the_same_latents(n, dim, seed):
-    # one generator (draw.latents) for both engines: bit-identical, not merely close
-    from dcgan.numpy_engine.sampling import latents as numpy_latents
+    # one generator (draw.latents) for both engines: sampling hands each engine the same host
+    # float32 array, so their latents are bit-identical, not merely close
+    from dcgan import draw
 
-    torch_latents = torch_sampling.latents(n, dim, seed).numpy()
-    assert np.array_equal(numpy_latents(n, dim, seed), torch_latents)
+    z = sampling.latents(n, dim, seed)
+    assert z.dtype == np.float32 and np.array_equal(z, draw.latents(n, dim, seed))
 
 
 def _torch_run(tmp_path, config, data, steps: int):
     state = torch_train.create_state(config, CPU)
-    torch_train.fit(state, data)
+    fit(state, data)
     assert state.step == steps
-    return torch_train.save_checkpoint(state, tmp_path, keep=2)
+    return save_checkpoint(state, tmp_path, keep=2)
 
 
 @pytest.mark.parametrize(
@@ -70,9 +71,10 @@ def test_torch_checkpoint_generates_the_same_images_in_numpy(tmp_path, digits, m
     )  # digits at the model's size and channels
     path = _torch_run(tmp_path, config, ImageSet(images=images, name="d"), 8)
 
-    ours, theirs = np_sampling.load_sampler(path), torch_sampling.load_sampler(path, CPU)
-    a = np_sampling.sample(ours, 64, seed=3)
-    b = torch_sampling.sample(theirs, 64, seed=3)
+    ours = sampling.load_sampler(path, "cpu", engine="numpy")
+    theirs = sampling.load_sampler(path, CPU, engine="torch")
+    a = sampling.sample(ours, 64, seed=3)
+    b = sampling.sample(theirs, 64, seed=3)
     diff = np.abs(a.astype(int) - b.astype(int))
     # float32 in both engines with different summation orders, latents equal to ~2e-6: a pixel
     # on a rounding boundary may move one level. Measured: identical at 28 px, one pixel in ~3
@@ -80,8 +82,8 @@ def test_torch_checkpoint_generates_the_same_images_in_numpy(tmp_path, digits, m
     assert diff.max() <= 1
     assert (diff > 0).mean() < 0.005
     # D ranks the same candidates ("nice" mode): its logits agree closely
-    scores_np = np_sampling.score(ours, b)
-    scores_torch = torch_sampling.score(theirs, b)
+    scores_np = sampling.score(ours, b)
+    scores_torch = sampling.score(theirs, b)
     np.testing.assert_allclose(scores_np, scores_torch, rtol=1e-3, atol=1e-4)
 
 
@@ -95,8 +97,8 @@ def _assert_same_weights(arrays_a, arrays_b, prefixes=("generator.", "discrimina
 def test_numpy_checkpoint_resumes_in_torch_and_back(tmp_path, digits):
     config = tiny_config(steps=4, ema=True, loss="lsgan")
     state = np_train.create_state(config)
-    np_train.fit(state, digits)
-    path = np_train.save_checkpoint(state, tmp_path / "a", keep=2)
+    fit(state, digits)
+    path = save_checkpoint(state, tmp_path / "a", keep=2)
     saved, _ = read_checkpoint(path)
 
     longer = dataclasses.replace(config, train=dataclasses.replace(config.train, steps=8))
@@ -106,31 +108,31 @@ def test_numpy_checkpoint_resumes_in_torch_and_back(tmp_path, digits):
     _assert_same_weights(saved, arrays)  # weights, BN statistics and Adam moments carry over
     assert set(meta["optimizers"]["opt_g"]["steps"].values()) == {4.0}
     logs = []
-    torch_train.fit(resumed, digits, torch_train.Hooks(on_log=logs.append))
+    fit(resumed, digits, Hooks(on_log=logs.append))
     assert resumed.step == 8 and logs and all(np.isfinite(r["loss_d"]) for r in logs)
 
     # and back: the torch engine's checkpoint continues in the numpy engine
-    path = torch_train.save_checkpoint(resumed, tmp_path / "b", keep=2)
+    path = save_checkpoint(resumed, tmp_path / "b", keep=2)
     saved, _ = read_checkpoint(path)
     again = np_train.load_state(
         path, "cpu", dataclasses.replace(longer, train=dataclasses.replace(longer.train, steps=12))
     )
     _assert_same_weights(saved, np_train.state_to_arrays(again)[0])
     assert again.opt_g.step_count == 8
-    np_train.fit(again, digits)
+    fit(again, digits)
     assert again.step == 12
 
 
 def test_torch_resumes_deterministically_from_numpy(tmp_path, digits):
     # the torch noise is reseeded from (seed, step): two resumes of one file agree bit for bit
     state = np_train.create_state(tiny_config(steps=3))
-    np_train.fit(state, digits)
-    path = np_train.save_checkpoint(state, tmp_path, keep=1)
+    fit(state, digits)
+    path = save_checkpoint(state, tmp_path, keep=1)
     longer = tiny_config(steps=5)
     results = []
     for _ in range(2):
         resumed = torch_train.load_state(path, CPU, longer)
-        torch_train.fit(resumed, digits)
+        fit(resumed, digits)
         results.append(torch_train.state_to_arrays(resumed)[0])
     _assert_same_weights(*results)
 

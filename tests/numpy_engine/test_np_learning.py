@@ -8,10 +8,11 @@ torch = pytest.importorskip(
     "torch"
 )  # the judge is a small torch CNN; the engine itself uses no torch
 
+from conftest import fit  # noqa: E402
 from dcgan.config import DataConfig, ModelConfig, RunConfig, TrainConfig  # noqa: E402
 from dcgan.datasets import load_digits  # noqa: E402
-from dcgan.numpy_engine.sampling import latents  # noqa: E402
-from dcgan.numpy_engine.train import create_state, fit, generate  # noqa: E402
+from dcgan.numpy_engine.train import create_state, generate  # noqa: E402
+from dcgan.sampling import latents  # noqa: E402
 from digit_judge import judge, train_judge  # noqa: E402
 
 # A small DCGAN with a narrower D and a higher learning rate than the defaults: D at full width

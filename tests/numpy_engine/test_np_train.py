@@ -7,17 +7,15 @@ import dataclasses
 import numpy as np
 import pytest
 
-from conftest import tiny_config
+from conftest import fit, save_checkpoint, tiny_config
 from dcgan.datasets import ImageSet, load_digits
 from dcgan.errors import UsageError
+from dcgan.loop import Hooks
 from dcgan.numpy_engine.serialize import state_to_arrays
 from dcgan.numpy_engine.train import (
-    Hooks,
     create_state,
-    fit,
     load_state,
     resolve_device,
-    save_checkpoint,
 )
 
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .. import __version__
 from ..errors import DcganError
+from ..version import __version__
 from . import compare, data, eval, export, generate, report, train
 
 COMMANDS = (train, generate, eval, compare, report, data, export)

@@ -73,47 +73,22 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from ..metrics import check_sample_count, parse_metric_names
-
-    # validate the cheap things before loading weights or data
-    names = parse_metric_names(args.metrics) if args.metrics else None
-    if names:
-        check_sample_count(names, args.num)
-    from ..draw import check_truncation
-
-    check_truncation(args.truncation)
-
     from ..artefact import resolve, run_dir_of
     from ..evaluation import default_metric_names, eval_record
-    from ..metrics import METRICS, Evaluator
-    from ..rundir import append_metrics
+    from ..metrics import check_sample_count
     from ..sampling import load_sampler
-    from ..torch_engine import resolve_device
 
-    device = resolve_device(args.device)
+    names = _check_options(args)  # the cheap things, before loading weights or data
     path = resolve(args.run, args.checkpoint)  # a run, a checkpoint or a generator folder
-    sampler = load_sampler(path, device, discriminator=False)
-    config = sampler.config
+    sampler = load_sampler(path, args.device, discriminator=False)
     explicit = names is not None
-    names = names or default_metric_names(config)
+    names = names or default_metric_names(sampler.config)
     check_sample_count(names, args.num)
-    run_dir = run_dir_of(path)
-    real = _reference(config, args)
+    real = _reference(sampler.config, args)
     if "digits" in names and real.name != "digits":
         names = _check_digits_reference(real, names, explicit)
     started = time.perf_counter()
-    evaluator = Evaluator(
-        real,
-        names,
-        split=args.ref if args.ref in ("train", "test") else "folder",
-        cache_dir=args.cache_dir,
-        inception_weights=args.inception_weights,
-        device=str(device),
-        batch_size=args.batch_size or 50,
-        progress=_bar(args, "inception", unit="batch"),
-    )
-    fake = _generate(sampler, args.num, args.seed, args.batch_size, args.progress, args.truncation)
-    metrics = evaluator(fake)
+    metrics, headline = _score(args, sampler, real, names)
     took = time.perf_counter() - started
     checkpoint = args.checkpoint if args.run.is_dir() else path.name
     if path.parent.name != "checkpoints" and path.name == "model.safetensors":
@@ -122,12 +97,7 @@ def run(args) -> int:
     if args.truncation is not None:
         record["truncation"] = args.truncation
     # the table first: a read-only run or a full disk must not cost the scores just computed
-    print(
-        _table(
-            metrics, {METRICS[n].key + evaluator.suffix: METRICS[n].lower_is_better for n in names}
-        ),
-        flush=True,
-    )
+    print(_table(metrics, headline), flush=True)
     if args.truncation is not None:
         print(
             f"note: samples drawn with --truncation {args.truncation:g}: these scores are not "
@@ -137,6 +107,47 @@ def run(args) -> int:
         f"{args.num} images from step {sampler.step} ({path.name}) vs {real.name} "
         f"({len(real)} images) in {took:.1f} s"
     )
+    _append(run_dir_of(path), record, summary)
+    return 0
+
+
+def _check_options(args):
+    """The metric names asked for (None: the run's defaults) and the sample count and truncation
+    checked, before anything is loaded."""
+    from ..draw import check_truncation
+    from ..metrics import check_sample_count, parse_metric_names
+
+    names = parse_metric_names(args.metrics) if args.metrics else None
+    if names:
+        check_sample_count(names, args.num)
+    check_truncation(args.truncation)
+    return names
+
+
+def _score(args, sampler, real, names):
+    """The metrics of args.num samples against `real`, and each ranking key's direction."""
+    from ..metrics import METRICS, Evaluator
+
+    evaluator = Evaluator(
+        real,
+        names,
+        split=args.ref if args.ref in ("train", "test") else "folder",
+        cache_dir=args.cache_dir,
+        inception_weights=args.inception_weights,
+        device=str(sampler.device),
+        batch_size=args.batch_size or 50,
+        progress=_bar(args, "inception", unit="batch"),
+    )
+    fake = _generate(sampler, args.num, args.seed, args.batch_size, args.progress, args.truncation)
+    headline = {METRICS[n].key + evaluator.suffix: METRICS[n].lower_is_better for n in names}
+    return evaluator(fake), headline
+
+
+def _append(run_dir: Path, record: dict, summary: str) -> None:
+    """The record appended to RUN/metrics.jsonl; a failure to write is a warning (the scores
+    were printed already)."""
+    from ..rundir import append_metrics
+
     try:
         out = append_metrics(run_dir, record)
     except OSError as e:
@@ -144,9 +155,8 @@ def run(args) -> int:
             f"{summary}; warning: not appended to {run_dir / 'metrics.jsonl'} ({e.strerror or e})",
             file=sys.stderr,
         )
-        return 0
+        return
     print(f"{summary}; appended to {out}", file=sys.stderr)
-    return 0
 
 
 DIGITS_REFERENCE_MAX_FD = 300  # bundled digits vs subsets of themselves: 30-55; circles: 600+
@@ -212,19 +222,16 @@ def _generate(
     """`sampling.sample` (same latents, same images) in chunks, with a progress bar."""
     import numpy as np
 
-    from ..sampling import auto_batch_size, latents
-    from ..torch_engine import generate
+    from ..sampling import auto_batch_size, from_latents, latents
 
     batch = batch_size or auto_batch_size(sampler.device, sampler.model.image_size)
     z = latents(num, sampler.model.latent_dim, seed, truncation=truncation)
-    chunks = z.split(batch)
+    chunks = [z[start : start + batch] for start in range(0, len(z), batch)]
     if progress:
         from tqdm import tqdm
 
         chunks = tqdm(chunks, desc="generating", unit="batch", leave=False)
-    return np.concatenate(
-        [generate(sampler.generator, c.to(sampler.device), batch) for c in chunks]
-    )
+    return np.concatenate([from_latents(sampler, c, batch) for c in chunks])
 
 
 def _table(metrics: dict[str, float], headline: dict[str, bool]) -> str:

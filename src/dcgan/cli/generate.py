@@ -95,7 +95,8 @@ def register(sub) -> None:
 def _check_options(args) -> str:
     """Validate option combinations before anything is loaded; returns the mode."""
     from .. import latent_space
-    from ..draw import check_seed, check_truncation
+    from ..config import check_seed
+    from ..draw import check_truncation
 
     modes = [
         m for m in ("interpolate", "nice", "arithmetic", "seeds") if getattr(args, m) is not None
@@ -137,22 +138,16 @@ def _check_out(out: Path) -> None:
 
 
 def run(args) -> int:
-    from .. import artefact, latent_space
+    from .. import artefact, latent_space, sampling
     from ..checkpoint import atomic_write
-
-    if args.engine == "numpy":
-        from ..numpy_engine import sampling as engine
-        from ..numpy_engine.train import resolve_device
-    else:
-        from .. import sampling as engine
-        from ..torch_engine import resolve_device
 
     mode = _check_options(args)
     if args.out is not None:
         _check_out(args.out)
-    device = resolve_device(args.device)
-    sampler = engine.load_sampler(args.run, device, args.checkpoint, discriminator=mode == "nice")
-    drawn = _draw(args, mode, engine, sampler)
+    sampler = sampling.load_sampler(
+        args.run, args.device, args.checkpoint, discriminator=mode == "nice", engine=args.engine
+    )
+    drawn = _draw(args, mode, sampling, sampler)
 
     label = _label(mode, args, args.seed or 0)
     out = (

@@ -1,11 +1,11 @@
-"""`dcgan train`: parse and validate the options, then call `dcgan.runner.train` (which creates
-or resumes the run, trains, and saves on cadence, at the end and on SIGINT/SIGTERM) with a
-progress bar as its callbacks."""
+"""`dcgan train`: parse and validate the options, then call `dcgan.session.train` (which resolves
+the recipe, creates or resumes the run, trains, and saves on cadence, at the end and on
+SIGINT/SIGTERM) with a progress bar as its callbacks. The options the user gave become a partial
+RunConfig; the recipe (config.resolve) fills the rest, as it does for `dcgan.train`."""
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 
@@ -16,47 +16,52 @@ from ..config import (
     ENGINES,
     LOSSES,
     MODEL_KINDS,
+    PAPER_TRAIN,
     PRECISIONS,
     RECIPES,
+    RESUMABLE,
     DataConfig,
     ModelConfig,
     RunConfig,
     TrainConfig,
-    recipe_defaults,
+    check_resumable,
+    check_seed,
 )
-from ..draw import check_seed
-from ..errors import UsageError
-from ..runner import RESUMABLE, Callbacks
+from ..session import Callbacks
 from ..tracking import progress_mode
 from .eval import add_train_options, eval_metrics_option
 from .options import bar, positive_float, positive_int, positive_int_or
 
-# Training flags that belong to the run's config: None means "not given" (the config default, or
-# on --resume the run's own value). Only the length and the engine may change on resume.
-_RESUMABLE = {
-    "epochs",
-    "steps",
-    "device",
-    "threads",
-    "engine",
-    "precision",
-    "channels_last",
-    "compile",
-    "on_divergence",
-    "progress",
-    "quiet",
-    "json_progress",
-    "report",
-    "report_every",
-    "tensorboard",
-    "runs_dir",
-    "cache_dir",
-    "data_dir",
-}
+# The options that are not the run's config (where and how it trains and reports): on --resume
+# they may be given; every other option is the config's, and config.check_resumable decides.
+_RUN_OPTIONS = {
+    "device", "threads", "progress", "quiet", "json_progress", "report", "report_every",
+    "tensorboard", "runs_dir", "cache_dir", "data_dir", "resume", "func", "command",
+}  # fmt: skip
+
+# The config's options: argparse dest -> (part of RunConfig, field). None means "not given": the
+# recipe's choice (config.resolve), or on --resume the run's own value.
+_CONFIG_OPTIONS = {
+    "data": ("data", "source"), "split": ("data", "split"), "model": ("model", "kind"),
+    "image_size": ("model", "image_size"), "latent_dim": ("model", "latent_dim"),
+    "g_features": ("model", "g_features"), "d_features": ("model", "d_features"),
+    "spectral_norm": ("model", "spectral_norm"), "d_norm": ("model", "d_norm"),
+    "recipe": ("train", "recipe"), "loss": ("train", "loss"), "r1": ("train", "r1_gamma"),
+    "batch_size": ("train", "batch_size"), "epochs": ("train", "epochs"),
+    "steps": ("train", "steps"), "lr_g": ("train", "lr_g"), "lr_d": ("train", "lr_d"),
+    "beta1": ("train", "beta1"), "n_critic": ("train", "n_critic"), "ema": ("train", "ema"),
+    "ema_decay": ("train", "ema_decay"), "seed": ("train", "seed"),
+    "log_every": ("train", "log_every"), "sample_every": ("train", "sample_every"),
+    "checkpoint_every": ("train", "checkpoint_every"), "keep": ("train", "keep_checkpoints"),
+    "eval_every": ("train", "eval_every"), "eval_num": ("train", "eval_num"),
+    "engine": ("train", "engine"), "precision": ("train", "precision"),
+    "channels_last": ("train", "channels_last"), "compile": ("train", "compile"),
+    "on_divergence": ("train", "on_divergence"),
+}  # fmt: skip
 
 
 def register(sub) -> None:
-    t0, m0 = TrainConfig(), ModelConfig()
+    t0, m0 = TrainConfig(), ModelConfig()  # the defaults that no recipe changes
     p = sub.add_parser(
         "train",
         help="train a GAN (default: the bundled MNIST digits)",
@@ -79,12 +84,12 @@ def register(sub) -> None:
     p.add_argument(
         "--g-features",
         type=positive_int,
-        help=f"generator width ngf (default {m0.g_features}; 32 for the 28 px DCGAN)",
+        help="generator width ngf (default: the recipe's, 64; 32 for the 28 px DCGAN)",
     )
     p.add_argument(
         "--d-features",
         type=positive_int,
-        help=f"discriminator width ndf (default {m0.d_features}; 32 for the 28 px DCGAN)",
+        help="discriminator width ndf (default: the recipe's, 64; 32 for the 28 px DCGAN)",
     )
     p.add_argument(
         "--recipe",
@@ -117,18 +122,18 @@ def register(sub) -> None:
     p.add_argument(
         "--batch-size",
         type=positive_int,
-        help=f"global batch (default {t0.batch_size}; 128 for the 28 px DCGAN)",
+        help=f"global batch (default {PAPER_TRAIN['batch_size']}; 128 for the 28 px DCGAN)",
     )
     p.add_argument(
         "--epochs",
         type=positive_int,
-        help=f"passes over the data (default {t0.epochs}; 50 for the 28 px DCGAN)",
+        help=f"passes over the data (default {PAPER_TRAIN['epochs']}; 50 for the 28 px DCGAN)",
     )
     p.add_argument("--steps", type=positive_int, help="generator updates; overrides --epochs")
     p.add_argument(
         "--lr",
         type=positive_float,
-        help=f"learning rate of both nets (default {t0.lr_g}; for the 28 px DCGAN lr-g 8e-4 "
+        help=f"learning rate of both nets (default {PAPER_TRAIN['lr_g']}; for the 28 px DCGAN lr-g 8e-4 "
         "and lr-d 1.6e-3)",
     )
     p.add_argument("--lr-g", type=positive_float, help="generator learning rate")
@@ -243,94 +248,43 @@ def add_output_options(p) -> None:
 
 
 def _config_from_args(args) -> RunConfig:
-    from ..datasets import default_image_size
-
-    source = args.data or "digits"
-    size = args.image_size or default_image_size(source)
-    kind = args.model or ModelConfig().kind
-    loss = args.loss or TrainConfig().loss
-    model_defaults, train_defaults = recipe_defaults(args.recipe or "default", kind, size, loss)
-    if args.engine == "numpy":  # the recipe where the numpy engine's ops allow: no DiffAugment
-        train_defaults.pop("augment", None)
-    pick = lambda value, default: default if value is None else value
-    m0 = dataclasses.replace(ModelConfig(), **model_defaults)
-    t0 = dataclasses.replace(TrainConfig(), **train_defaults)
-    model = ModelConfig(
-        kind=kind,
-        image_size=size,
-        channels=args.channels or 1,  # resolved from the data before training
-        latent_dim=args.latent_dim or m0.latent_dim,
-        g_features=args.g_features or m0.g_features,
-        d_features=args.d_features or m0.d_features,
-        spectral_norm=pick(args.spectral_norm, m0.spectral_norm),
-        d_norm=args.d_norm or m0.d_norm,
-    )
-    augment = (
-        t0.augment if args.augment is None else ("" if args.augment == "none" else args.augment)
-    )
-    train = TrainConfig(
-        loss=loss,
-        batch_size=pick(args.batch_size, t0.batch_size),
-        epochs=pick(args.epochs, t0.epochs),
-        steps=args.steps,
-        lr_g=pick(args.lr_g, pick(args.lr, t0.lr_g)),
-        lr_d=pick(args.lr_d, pick(args.lr, t0.lr_d)),
-        beta1=pick(args.beta1, t0.beta1),
-        n_critic=pick(args.n_critic, 5 if loss == "wgan-gp" else 1),
-        ema=bool(args.ema),
-        ema_decay=pick(args.ema_decay, t0.ema_decay),
-        seed=pick(args.seed, t0.seed),
-        log_every=pick(args.log_every, t0.log_every),
-        sample_every=pick(args.sample_every, t0.sample_every),
-        checkpoint_every=pick(args.checkpoint_every, t0.checkpoint_every),
-        keep_checkpoints=pick(args.keep, t0.keep_checkpoints),
-        eval_every=pick(args.eval_every, t0.eval_every),
-        # only with eval options: the metrics import torch, which the numpy engine must not
-        eval_metrics=eval_metrics_option(args, source)
-        if args.eval_every or args.eval_metrics or args.eval_num
-        else "",
-        engine=args.engine or t0.engine,
-        precision=args.precision or t0.precision,
-        channels_last=pick(args.channels_last, t0.channels_last),
-        compile=pick(args.compile, t0.compile),
-        eval_num=pick(args.eval_num, t0.eval_num),
-        on_divergence=args.on_divergence or t0.on_divergence,
-        augment=augment,
-        r1_gamma=pick(args.r1, t0.r1_gamma),
-        recipe=t0.recipe,
-    )
+    """The run's config from the options given: a partial config that the recipe completes
+    (RunConfig resolves it through config.resolve, as for `dcgan.train`), validated."""
+    parts: dict[str, dict] = {"model": {}, "data": {}, "train": {}}
+    for dest, (part, name) in _CONFIG_OPTIONS.items():
+        if getattr(args, dest) is not None:
+            parts[part][name] = getattr(args, dest)
+    train, data = parts["train"], parts["data"]
+    if args.lr is not None:  # --lr sets both, unless one is given on its own
+        train.setdefault("lr_g", args.lr)
+        train.setdefault("lr_d", args.lr)
+    if args.augment is not None:
+        train["augment"] = "" if args.augment == "none" else args.augment
+    if args.channels is not None:  # else resolved from the data before training
+        parts["model"]["channels"] = data["channels"] = args.channels
+    if args.data_dir is not None:
+        data["data_dir"] = str(args.data_dir.absolute())
+    # only with eval options: the metrics import torch, which the numpy engine must not
+    if args.eval_every or args.eval_metrics or args.eval_num:
+        train["eval_metrics"] = eval_metrics_option(args, args.data or DataConfig().source)
     config = RunConfig(
-        model=model,
-        data=DataConfig(
-            source=source,
-            channels=args.channels,
-            split=args.split or "train",
-            data_dir=str(args.data_dir.absolute()) if args.data_dir else None,
-        ),
-        train=train,
+        model=ModelConfig(**parts["model"]),
+        data=DataConfig(**data),
+        train=TrainConfig(**train),
     )
     return config.validate()
 
 
 def run(args) -> int:
-    from ..runner import train
+    from ..session import train
     from .data import download_bar
 
     if args.seed is not None:
         check_seed(args.seed)
     changes = None
     if args.resume is not None:
-        given = [
-            k
-            for k, v in vars(args).items()
-            if v is not None and k not in _RESUMABLE | {"resume", "func", "command"}
-        ]
-        if given:
-            flags = ", ".join("--" + k.replace("_", "-") for k in given)
-            raise UsageError(
-                f"{flags} cannot change on --resume; only --epochs/--steps/--device/--engine "
-                "and the speed options can"
-            )
+        given = [k for k, v in vars(args).items() if v is not None and k not in _RUN_OPTIONS]
+        check_resumable(given)
         changes = {k: getattr(args, k) for k in RESUMABLE if getattr(args, k) is not None}
     config = _config_from_args(args) if args.resume is None else None
     progress = _Progress(progress_mode(args.quiet, args.json_progress, args.progress))

@@ -94,7 +94,6 @@ def state_to_arrays(state) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         arrays |= opt_arrays
     meta = {
         "step": state.step,
-        "epoch": state.step * state.config.train.n_critic // state.extra.get("steps_per_epoch", 1),
         "elapsed": state.elapsed,
         "config": state.config.to_dict(),
         "optimizers": optimizers,

@@ -1,29 +1,31 @@
-"""The NumPy engine: the train state, one GAN step, EMA, and how batches reach the device.
+"""The NumPy engine: the train state, one GAN step, EMA, how batches reach the device, and G and
+D on their own for sampling.
 
-It implements `dcgan.engines.Engine`, as `dcgan.torch_engine` does, so `dcgan.runner` drives
+It implements `dcgan.engines.Engine`, as `dcgan.torch_engine` does, so `dcgan.loop` drives
 either engine with the same batch order, random draws, cadences, stats keys and checkpoint
-layout: N steps == N/2 + save + load + N/2, bit for bit. No torch here.
+layout: N steps == N/2 + save + load + N/2, bit for bit; and sampling, nice, interpolation and
+evaluation are written once for both. No torch here.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from .. import checkpoint as ckpt
-from .. import draw, rundir
 from ..config import RunConfig
 from ..datasets import ImageSet
-from ..errors import UsageError
+from ..engines import Solo, StepInputs
+from ..errors import CheckpointError, UsageError
 from ..images import model_to_uint8, uint8_to_model
-from ..runner import Hooks, Solo, StepInputs, ema_decay
 from .backend import get_xp, to_numpy
 from .losses import LOSSES, sigmoid
 from .models import Discriminator, Generator, build_models
 from .optim import Adam
-from .serialize import restore_state, state_to_arrays
+from .serialize import restore_state
 
 name = "numpy"
 
@@ -129,7 +131,7 @@ def to_model_range(batch_uint8):
 
 def train_step(state: TrainState, inputs: StepInputs) -> dict[str, Any]:
     """One generator update after len(inputs.reals) (= n_critic) discriminator updates, with the
-    runner's draws (the same z as the torch engine's for the same seed and step).
+    loop's draws (the same z as the torch engine's for the same seed and step).
 
     Returns device scalars (no host sync): loss_d, loss_g, d_real, d_fake.
     """
@@ -160,7 +162,7 @@ def train_step(state: TrainState, inputs: StepInputs) -> dict[str, Any]:
     G.backward(dfake)
     state.opt_g.step(G.gradients())
     if state.generator_ema is not None:
-        update_ema(state.generator_ema, G, ema_decay(state.step, state.config.train.ema_decay))
+        update_ema(state.generator_ema, G, inputs.ema_decay)
     score = sigmoid if loss.probabilities else (lambda t: t)
     return {
         "loss_d": loss_d,
@@ -199,19 +201,43 @@ def generate(generator: Generator, z, batch_size: int = 256) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros((0, *generator.shape), np.uint8)
 
 
+def score(discriminator: Discriminator, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    """D's logits (float64, (N,)) for uint8 images (N, C, H, W): higher means "more real"."""
+    xp = discriminator.xp
+    out = []
+    for chunk in np.array_split(images, max(1, math.ceil(len(images) / batch_size))):
+        logits = discriminator(to_model_range(xp.asarray(chunk)))
+        out.append(to_numpy(logits).astype(np.float64))
+    return np.concatenate(out)
+
+
+def load_models(
+    config: RunConfig, generator: dict, discriminator: dict | None, device: str = "cpu"
+) -> tuple[Generator, Discriminator | None]:
+    """G and D (None when no arrays are given) in eval mode, from state-dict arrays of either
+    engine (dcgan.artefact.Weights); a mismatch with the config is a CheckpointError."""
+    xp = get_xp(device)
+    try:
+        g, d = Generator(config.model, xp), Discriminator(config.model, xp)
+    except ValueError as e:
+        raise CheckpointError(f"has an unusable config ({e})") from None
+    try:
+        g.load_state_dict(generator)
+        if discriminator is not None:
+            d.load_state_dict(discriminator)
+    except (KeyError, ValueError) as e:
+        raise CheckpointError(f"does not match its config ({str(e).splitlines()[0]})") from None
+    g.eval()
+    d.eval()
+    return g, (d if discriminator is not None else None)
+
+
 # ---------------------------------------------------------------------------------------------
-# the loop
-
-
-def fixed_noise(config: RunConfig) -> np.ndarray:
-    """The fixed latents of the progress grids (draw.GRID), the torch engine's too."""
-    return draw.latents(
-        config.train.sample_count, config.model.latent_dim, config.train.seed, draw.GRID
-    )
+# the data
 
 
 def feeder(state: TrainState, data: ImageSet):
-    """`batch(indices) -> model-range batch` for the runner. Host uint8, often a memory map:
+    """`batch(indices) -> model-range batch` for the loop. Host uint8, often a memory map:
     each batch gathers only its rows; on a CuPy GPU the set is kept on the device."""
     xp = state.xp
     images = data.images
@@ -222,26 +248,6 @@ def feeder(state: TrainState, data: ImageSet):
         return to_model_range(images[idx] if xp is np else images[xp.asarray(idx)])
 
     return batch
-
-
-def grid(state: TrainState) -> np.ndarray:
-    """The fixed-noise grid of the sampling generator (EMA if any), uint8 (N, C, H, W)."""
-    return generate(state.sampler, fixed_noise(state.config))
-
-
-def fit(state: TrainState, data: ImageSet, hooks: Hooks | None = None) -> str:
-    """Train `state` on `data` to its configured length with the runner's loop (no run
-    directory): "done", or "stopped" when hooks.should_stop() said so."""
-    import sys
-
-    from .. import runner
-
-    return runner.loop(sys.modules[__name__], state, data, hooks or Hooks())
-
-
-def save_checkpoint(state: TrainState, run_dir, keep: int) -> Any:
-    """Write the state to run_dir/checkpoints/step_N.safetensors and prune old ones."""
-    return rundir.save_step_checkpoint(run_dir, state.step, *state_to_arrays(state), keep=keep)
 
 
 def load_state(

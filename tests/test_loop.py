@@ -1,4 +1,4 @@
-"""The runner's loop: cadences, img/s that counts training alone, the divergence check."""
+"""The training loop: cadences, img/s that counts training alone, the divergence check."""
 
 from __future__ import annotations
 
@@ -7,15 +7,17 @@ import types
 import numpy as np
 
 from conftest import tiny_config
-from dcgan import runner as loop
-from dcgan.runner import Solo
+from dcgan import loop
+from dcgan.engines import Solo
 
 
 def test_img_per_s_leaves_out_grids_evaluations_and_checkpoints(monkeypatch):
     clock = [0.0]  # a fake clock: each step takes 1 s, each evaluation 100 s, each grid 10 s
     monkeypatch.setattr(loop.time, "perf_counter", lambda: clock[0])
     config = tiny_config(steps=8, log_every=4, sample_every=2, checkpoint_every=100)
-    state = types.SimpleNamespace(config=config, step=0, elapsed=0.0, extra={}, group=Solo())
+    state = types.SimpleNamespace(
+        config=config, step=0, elapsed=0.0, extra={}, group=Solo(), sampler=None
+    )
 
     def train_step(state, inputs):
         clock[0] += 1.0
@@ -32,7 +34,7 @@ def test_img_per_s_leaves_out_grids_evaluations_and_checkpoints(monkeypatch):
     logs = []
     hooks = loop.Hooks(on_log=logs.append, evaluate=evaluate, eval_every=2)
     engine = types.SimpleNamespace(
-        feeder=lambda s, d: lambda idx: idx, train_step=train_step, grid=grid
+        feeder=lambda s, d: lambda idx: idx, train_step=train_step, generate=lambda g, z: grid(None)
     )
     assert loop.loop(engine, state, _Data(400), hooks) == "done"
     assert [r["step"] for r in logs] == [4, 8]
@@ -52,7 +54,9 @@ class _Data:
 
 def test_a_non_finite_loss_ends_the_loop_as_diverged():
     config = tiny_config(steps=40, log_every=4, sample_every=100, checkpoint_every=8)
-    state = types.SimpleNamespace(config=config, step=0, elapsed=0.0, extra={}, group=Solo())
+    state = types.SimpleNamespace(
+        config=config, step=0, elapsed=0.0, extra={}, group=Solo(), sampler=None
+    )
     saved, warnings = [], []
 
     def train_step(state, inputs):
@@ -61,7 +65,7 @@ def test_a_non_finite_loss_ends_the_loop_as_diverged():
     engine = types.SimpleNamespace(
         feeder=lambda s, d: lambda idx: idx,
         train_step=train_step,
-        grid=lambda s: np.zeros((2, 1, 4, 4), np.uint8),
+        generate=lambda g, z: np.zeros((2, 1, 4, 4), np.uint8),
     )
     hooks = loop.Hooks(on_checkpoint=lambda s: saved.append(s.step), on_warning=warnings.append)
     assert loop.loop(engine, state, _Data(400), hooks) == "diverged"
