@@ -48,8 +48,8 @@ def _dirs(p) -> None:
 
 
 def _load(args):
-    from ..config import DCGAN_SIZES
-    from ..datasets import default_image_size, load_source
+    from ..config import DCGAN_SIZES, default_image_size
+    from ..datasets import load_source
     from ..errors import UsageError
 
     size = args.image_size or default_image_size(args.data)
