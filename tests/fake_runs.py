@@ -36,7 +36,13 @@ def spread_weights(module: torch.nn.Module, seed: int) -> None:
 
 def model_config(kind: str = "dcgan", size: int = 28, channels: int = 1) -> ModelConfig:
     return ModelConfig(
-        kind=kind, image_size=size, channels=channels, latent_dim=8, g_features=4, d_features=4
+        kind=kind,
+        image_size=size,
+        channels=channels,
+        latent_dim=8,
+        g_features=4,
+        d_features=4,
+        d_norm="batch",
     )
 
 

@@ -23,7 +23,9 @@ batch_norms, recalibrate_bn = bn_recalibration.batch_norms, bn_recalibration.rec
 
 def _generator(kind="dcgan"):
     torch.manual_seed(0)
-    cfg = ModelConfig(kind=kind, image_size=28, latent_dim=8, g_features=4, d_features=4)
+    cfg = ModelConfig(
+        kind=kind, image_size=28, latent_dim=8, g_features=4, d_features=4, d_norm="batch"
+    )
     return build_models(cfg)[0]
 
 
