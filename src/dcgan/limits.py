@@ -10,6 +10,7 @@ import os
 import shutil
 from pathlib import Path
 
+from .architecture import discriminator_plan, generator_plan, hidden_maps, parameter_count
 from .config import ModelConfig, RunConfig
 from .errors import DataError, UsageError
 
@@ -92,48 +93,19 @@ def check_cache(folder: Path, count: int, shape: tuple[int, ...]) -> None:
 
 
 def parameter_counts(model: ModelConfig) -> tuple[int, int]:
-    """(generator, discriminator) parameter counts, BatchNorm included, as models.py builds them."""
-    if model.kind == "mlp":
-        widths_g = [model.latent_dim] + [model.g_features * k for k in (4, 8, 16)]
-        pixels = model.channels * model.image_size**2
-        g = sum(a * b + b + 2 * b for a, b in zip(widths_g, widths_g[1:]))
-        g += widths_g[-1] * pixels + pixels
-        widths_d = [pixels, model.d_features * 8, model.d_features * 4, 1]
-        d = sum(a * b + b for a, b in zip(widths_d, widths_d[1:]))
-        return g, d
-    g_maps, d_maps = _dcgan_widths(model)
-    base = g_maps[0][1]
-    g = model.latent_dim * g_maps[0][0] * base * base + 2 * g_maps[0][0]
-    for (c_in, _), (c_out, _) in zip(g_maps, g_maps[1:]):
-        g += c_in * c_out * 16 + 2 * c_out
-    g += g_maps[-1][0] * model.channels * 16
-    d = model.channels * d_maps[0][0] * 16
-    for (c_in, _), (c_out, _) in zip(d_maps, d_maps[1:]):
-        d += c_in * c_out * 16 + 2 * c_out
-    d += d_maps[-1][0] * base * base
-    return g, d
-
-
-def _dcgan_widths(model: ModelConfig) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
-    """(width, side) of each hidden feature map of G (first to last) and of D."""
-    base = 7 if model.image_size == 28 else 4
-    n_up = round(math.log2(model.image_size // base))
-    g = [(model.g_features * 2 ** (n_up - 1 - i), base * 2**i) for i in range(n_up)]
-    d = [(model.d_features * 2**i, model.image_size // 2 ** (i + 1)) for i in range(n_up)]
-    return g, d
+    """(generator, discriminator) trainable parameter counts, as `dcgan.architecture` plans them
+    (BatchNorm's and spectral norm's buffers excluded)."""
+    return parameter_count(generator_plan(model)), parameter_count(discriminator_plan(model))
 
 
 def _activations_per_image(model: ModelConfig) -> int:
     """Floats one image's forward pass through G and D keeps for the backward pass."""
     pixels = model.channels * model.image_size**2
+    g_maps, d_maps = hidden_maps(generator_plan(model)), hidden_maps(discriminator_plan(model))
+    g, d = (sum(c * s * s for c, s in maps) for maps in (g_maps, d_maps))
     if model.kind == "mlp":
-        g = sum(model.g_features * k for k in (4, 8, 16)) * 3 + pixels
-        d = pixels + model.d_features * 12 * 2
-        return g + d
-    g_maps, d_maps = _dcgan_widths(model)
-    g = sum(c * s * s for c, s in g_maps) * 3 + pixels * 2  # conv, BatchNorm, ReLU; tanh
-    d = sum(c * s * s for c, s in d_maps) * 3 + pixels
-    return g + d
+        return g * 3 + pixels + pixels + d * 2  # dense, LeakyReLU, BatchNorm; D: dense, LeakyReLU
+    return g * 3 + pixels * 2 + d * 3 + pixels  # conv, BatchNorm, ReLU; tanh (D: its input)
 
 
 def step_bytes(config: RunConfig) -> int:

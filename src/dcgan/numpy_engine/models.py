@@ -1,4 +1,5 @@
-"""The DCGAN and MLP generator/discriminator of `dcgan.models`, in NumPy, with the same state-dict keys.
+"""The DCGAN and MLP generator/discriminator of `dcgan.models`, in NumPy, with the same state-dict keys
+(both are built from `dcgan.architecture`'s layer plan).
 
 Public inputs and outputs use torch's layouts: z (N, latent_dim), images (N, C, S, S) in [-1, 1],
 logits (N,). Inside, activations are channels-last (see `ops`). No I/O and no optimiser here.
@@ -6,11 +7,10 @@ logits (N,). Inside, activations are channels-last (see `ops`). No I/O and no op
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from ..config import DCGAN_SIZES, ModelConfig
+from ..architecture import LayerSpec, discriminator_plan, generator_plan
+from ..config import ModelConfig
 from .backend import get_xp
 from .layers import (
     BatchNorm,
@@ -25,13 +25,28 @@ from .layers import (
 )
 
 
-def dcgan_plan(image_size: int) -> tuple[int, int]:
-    """(base, n_up): the first feature map's side and the number of 2x upsamplings (as torch's)."""
-    if image_size not in DCGAN_SIZES:
-        supported = ", ".join(str(s) for s in DCGAN_SIZES)
-        raise ValueError(f"DCGAN image size {image_size} is not supported; use one of {supported}")
-    base = 7 if image_size == 28 else 4
-    return base, int(math.log2(image_size // base))
+def _layer(xp, spec: LayerSpec, dtype) -> Layer:
+    """The NumPy layer of one planned layer (`dcgan.architecture`), zero-initialised."""
+    if spec.kind in ("conv", "conv_transpose"):
+        conv = Conv2d if spec.kind == "conv" else ConvTranspose2d
+        return conv(xp, spec.n_in, spec.n_out, spec.kernel, spec.stride, spec.padding, dtype)
+    if spec.kind == "linear":
+        return Linear(xp, spec.n_in, spec.n_out, dtype)
+    if spec.kind == "batch_norm":
+        return BatchNorm(xp, spec.n_out, momentum=spec.momentum, eps=spec.eps, dtype=dtype)
+    if spec.kind == "relu":
+        return ReLU()
+    if spec.kind == "leaky_relu":
+        return LeakyReLU(spec.slope)
+    if spec.kind == "tanh":
+        return Tanh()
+    # GroupNorm (d_norm "layer") is torch-only; RunConfig.validate refuses it with this engine
+    raise ValueError(f"the numpy engine has no {spec.kind!r} layer; use the torch engine")
+
+
+def _sequential(xp, plan: tuple[LayerSpec, ...], dtype) -> Sequential:
+    """Layer i is plan[i], so state-dict keys are torch's "main.<i>.<name>"."""
+    return Sequential([_layer(xp, spec, dtype) for spec in plan])
 
 
 class Model:
@@ -105,11 +120,7 @@ class Generator(Model):
         super().__init__(xp or get_xp(), dtype)
         self.kind, self.latent_dim = cfg.kind, cfg.latent_dim
         self.shape = (cfg.channels, cfg.image_size, cfg.image_size)
-        self.main = Sequential(
-            _dcgan_generator(self.xp, cfg, dtype)
-            if cfg.kind == "dcgan"
-            else _mlp_generator(self.xp, cfg, dtype)
-        )
+        self.main = _sequential(self.xp, generator_plan(cfg), dtype)
 
     def forward(self, z):
         n = z.shape[0]
@@ -140,11 +151,7 @@ class Discriminator(Model):
     def __init__(self, cfg: ModelConfig, xp=None, dtype=np.float32):
         super().__init__(xp or get_xp(), dtype)
         self.kind = cfg.kind
-        self.main = Sequential(
-            _dcgan_discriminator(self.xp, cfg, dtype)
-            if cfg.kind == "dcgan"
-            else _mlp_discriminator(self.xp, cfg, dtype)
-        )
+        self.main = _sequential(self.xp, discriminator_plan(cfg), dtype)
 
     def forward(self, images):
         n = images.shape[0]
@@ -180,52 +187,3 @@ def build_models(
     g.init_weights(rng)
     d.init_weights(rng)
     return g, d
-
-
-def _dcgan_generator(xp, cfg: ModelConfig, dtype) -> list[Layer]:
-    base, n_up = dcgan_plan(cfg.image_size)
-    width = cfg.g_features * 2 ** (n_up - 1)
-    # latent_dim x 1 x 1 -> width x base x base
-    layers = [ConvTranspose2d(xp, cfg.latent_dim, width, base, 1, 0, dtype)]
-    layers += [BatchNorm(xp, width, dtype=dtype), ReLU()]
-    for _ in range(n_up - 1):
-        # width x s x s -> width/2 x 2s x 2s
-        layers += [ConvTranspose2d(xp, width, width // 2, 4, 2, 1, dtype)]
-        layers += [BatchNorm(xp, width // 2, dtype=dtype), ReLU()]
-        width //= 2
-    return layers + [ConvTranspose2d(xp, width, cfg.channels, 4, 2, 1, dtype), Tanh()]
-
-
-def _dcgan_discriminator(xp, cfg: ModelConfig, dtype) -> list[Layer]:
-    base, n_up = dcgan_plan(cfg.image_size)
-    width = cfg.d_features
-    layers = [Conv2d(xp, cfg.channels, width, 4, 2, 1, dtype), LeakyReLU(0.2)]
-    for _ in range(n_up - 1):
-        layers += [Conv2d(xp, width, width * 2, 4, 2, 1, dtype)]
-        layers += [BatchNorm(xp, width * 2, dtype=dtype), LeakyReLU(0.2)]
-        width *= 2
-    # width x base x base -> one logit
-    return layers + [Conv2d(xp, width, 1, base, 1, 0, dtype)]
-
-
-def _mlp_generator(xp, cfg: ModelConfig, dtype) -> list[Layer]:
-    layers: list[Layer] = []
-    width_in = cfg.latent_dim
-    for width in (cfg.g_features * 4, cfg.g_features * 8, cfg.g_features * 16):
-        # Keras momentum 0.8 == torch momentum 0.2 (see dcgan.models.MLPGenerator)
-        layers += [Linear(xp, width_in, width, dtype), LeakyReLU(0.2)]
-        layers += [BatchNorm(xp, width, momentum=0.2, dtype=dtype)]
-        width_in = width
-    n_out = cfg.channels * cfg.image_size**2
-    return layers + [Linear(xp, width_in, n_out, dtype), Tanh()]
-
-
-def _mlp_discriminator(xp, cfg: ModelConfig, dtype) -> list[Layer]:
-    n_in = cfg.channels * cfg.image_size**2
-    return [
-        Linear(xp, n_in, cfg.d_features * 8, dtype),
-        LeakyReLU(0.2),
-        Linear(xp, cfg.d_features * 8, cfg.d_features * 4, dtype),
-        LeakyReLU(0.2),
-        Linear(xp, cfg.d_features * 4, 1, dtype),
-    ]
