@@ -13,7 +13,6 @@ from PIL import Image
 
 from dcgan import rundir
 from dcgan.config import DataConfig, ModelConfig, RunConfig, TrainConfig
-from dcgan.engines import get_engine
 from dcgan.loop import Hooks, loop
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
@@ -49,15 +48,21 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, code: int, fragment
     assert fragment in lines[0], lines[0]
 
 
+def engine_of(state):
+    """The engine module whose TrainState `state` is (a test may build a NumPy state from a config
+    that names the torch engine)."""
+    return sys.modules[type(state).__module__]
+
+
 def fit(state, data, hooks: Hooks | None = None) -> str:
     """Train `state` to its configured length with dcgan's loop and its own engine, with no run
     directory (what `dcgan.train` runs, minus the files)."""
-    return loop(get_engine(state.config.train.engine), state, data, hooks or Hooks())
+    return loop(engine_of(state), state, data, hooks or Hooks())
 
 
 def save_checkpoint(state, run_dir, keep: int = 3) -> Path:
     """RUN_DIR/checkpoints/step_N.safetensors of the state, pruned to `keep`."""
-    arrays, meta = get_engine(state.config.train.engine).state_to_arrays(state)
+    arrays, meta = engine_of(state).state_to_arrays(state)
     return rundir.save_step_checkpoint(run_dir, state.step, arrays, meta, keep=keep)
 
 

@@ -23,9 +23,6 @@ from . import files
 from .config import RunConfig
 from .errors import CheckpointError, UsageError
 
-# Re-exported until export.py and cli/generate.py import it from files.py (issue 23).
-from .files import atomic_write  # noqa: F401
-
 CHECKPOINT_FORMAT = 1
 
 

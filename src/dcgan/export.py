@@ -17,8 +17,8 @@ from typing import Any
 
 from . import artefact
 from .artefact import write_generator
-from .checkpoint import atomic_write
 from .errors import DcganError, UsageError
+from .files import atomic_write
 from .version import __version__
 
 __all__ = ["FORMATS", "export", "metadata", "write_generator"]

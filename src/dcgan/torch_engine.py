@@ -29,7 +29,7 @@ from .engines import StepInputs
 from .errors import CheckpointError, UsageError
 from .losses import LOSSES, gradient_penalty, r1_from_logits, r1_penalty
 from .models import build_models
-from .torch_serialize import restore_state
+from .torch_serialize import restore_state, state_to_arrays  # noqa: F401 (the Engine protocol's)
 
 name = "torch"
 

@@ -12,10 +12,20 @@ from dcgan.config import ModelConfig  # noqa: E402
 from dcgan.numpy_engine import Adam, build_models, ops  # noqa: E402
 
 CONFIGS = {
-    "dcgan28": ModelConfig(image_size=28, channels=1, latent_dim=8, g_features=4, d_features=4),
-    "dcgan64": ModelConfig(image_size=64, channels=3, latent_dim=8, g_features=4, d_features=4),
+    "dcgan28": ModelConfig(
+        image_size=28, channels=1, latent_dim=8, g_features=4, d_features=4, d_norm="batch"
+    ),
+    "dcgan64": ModelConfig(
+        image_size=64, channels=3, latent_dim=8, g_features=4, d_features=4, d_norm="batch"
+    ),
     "mlp": ModelConfig(
-        kind="mlp", image_size=8, channels=1, latent_dim=8, g_features=4, d_features=4
+        kind="mlp",
+        image_size=8,
+        channels=1,
+        latent_dim=8,
+        g_features=4,
+        d_features=4,
+        d_norm="batch",
     ),
 }
 

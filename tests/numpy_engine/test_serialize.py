@@ -15,7 +15,9 @@ from dcgan.numpy_engine.serialize import (
     optimizer_to_arrays,
 )
 
-CFG = ModelConfig(image_size=28, channels=1, latent_dim=8, g_features=4, d_features=4)
+CFG = ModelConfig(
+    image_size=28, channels=1, latent_dim=8, g_features=4, d_features=4, d_norm="batch"
+)
 
 
 def _trained(seed: int):
@@ -59,7 +61,10 @@ def test_mismatched_checkpoint_is_refused():
     g, _, _ = _trained(0)
     arrays = model_to_arrays("generator", g)
     other, _ = build_models(
-        ModelConfig(image_size=28, channels=1, latent_dim=8, g_features=8), np.random.default_rng(0)
+        ModelConfig(
+            image_size=28, channels=1, latent_dim=8, g_features=8, d_features=64, d_norm="batch"
+        ),
+        np.random.default_rng(0),
     )
     with pytest.raises(ValueError, match="shape"):
         model_from_arrays(other, arrays, "generator")

@@ -139,7 +139,7 @@ def _check_out(out: Path) -> None:
 
 def run(args) -> int:
     from .. import artefact, latent_space, sampling
-    from ..checkpoint import atomic_write
+    from ..files import atomic_write
 
     mode = _check_options(args)
     if args.out is not None:

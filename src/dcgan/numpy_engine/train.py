@@ -25,7 +25,7 @@ from .backend import get_xp, to_numpy
 from .losses import LOSSES, sigmoid
 from .models import Discriminator, Generator, build_models
 from .optim import Adam
-from .serialize import restore_state
+from .serialize import restore_state, state_to_arrays  # noqa: F401 (the Engine protocol's)
 
 name = "numpy"
 
