@@ -33,10 +33,17 @@ def worker(args) -> None:
     from dcgan.datasets import ImageSet
 
     images = np.random.default_rng(0).integers(0, 256, (4096, 3, 64, 64), dtype=np.uint8)
+    # the paper's 64 px DCGAN and settings, every recipe-owned field given (the recipe would add
+    # DiffAugment at 64 px)
     config = RunConfig(
-        model=ModelConfig(image_size=64, channels=3),
+        model=ModelConfig(image_size=64, channels=3, g_features=64, d_features=64, d_norm="batch"),
         train=TrainConfig(
             batch_size=args.batch_size,
+            epochs=20,
+            lr_g=2e-4,
+            lr_d=2e-4,
+            n_critic=1,
+            augment="",
             steps=args.steps,
             log_every=5,
             sample_every=10**9,

@@ -47,9 +47,17 @@ def _run_dir(root: Path, size: int) -> Path:
     torch.manual_seed(0)
     width = 32 if size == 28 else 64
     model = ModelConfig(
-        image_size=size, channels=1 if size == 28 else 3, g_features=width, d_features=width
+        image_size=size,
+        channels=1 if size == 28 else 3,
+        g_features=width,
+        d_features=width,
+        d_norm="batch",
     )
-    config = RunConfig(model=model, train=TrainConfig(ema=True))
+    # the paper's training settings, every recipe-owned field given (as this bench always wrote)
+    train = TrainConfig(
+        batch_size=64, epochs=20, lr_g=2e-4, lr_d=2e-4, n_critic=1, augment="", ema=True
+    )
+    config = RunConfig(model=model, train=train)
     g, d = build_models(model)
     arrays = {}
     for prefix, module in (("generator", g), ("generator_ema", g), ("discriminator", d)):

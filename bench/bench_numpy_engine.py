@@ -54,19 +54,27 @@ from dcgan.config import ModelConfig, RunConfig, TrainConfig  # noqa: E402
 from dcgan.perf import cpu_kind  # noqa: E402
 
 BATCH = 64
-SEED_NET = ModelConfig(image_size=64, channels=3, latent_dim=100, g_features=32, d_features=32)
-DIGITS_NET = ModelConfig(image_size=28, channels=1, latent_dim=100, g_features=64, d_features=64)
+SEED_NET = ModelConfig(
+    image_size=64, channels=3, latent_dim=100, g_features=32, d_features=32, d_norm="batch"
+)
+DIGITS_NET = ModelConfig(
+    image_size=28, channels=1, latent_dim=100, g_features=64, d_features=64, d_norm="batch"
+)
 
 
 def _run_config(cfg: ModelConfig) -> RunConfig:
-    # fp32 on both engines (auto would be bf16 for torch on AMX CPUs)
-    return RunConfig(model=cfg, train=TrainConfig(batch_size=BATCH, precision="fp32")).validate()
+    # fp32 on both engines (auto would be bf16 for torch on AMX CPUs); the paper's settings, every
+    # recipe-owned field given (the recipe would add DiffAugment at 64 px)
+    train = TrainConfig(
+        batch_size=BATCH, epochs=20, lr_g=2e-4, lr_d=2e-4, n_critic=1, augment="", precision="fp32"
+    )
+    return RunConfig(model=cfg, train=train).validate()
 
 
 def numpy_iteration(cfg: ModelConfig):
-    """The engine's own `train_step` (with the runner's draws for the step, as in training)."""
+    """The engine's own `train_step` (with the loop's draws for the step, as in training)."""
+    from dcgan.engines import StepInputs
     from dcgan.numpy_engine.train import create_state, train_step
-    from dcgan.runner import StepInputs
 
     state = create_state(_run_config(cfg))
     rng = np.random.default_rng(1)
@@ -87,7 +95,7 @@ def torch_iteration(cfg: ModelConfig):
     too)."""
     import torch
 
-    from dcgan.runner import StepInputs
+    from dcgan.engines import StepInputs
     from dcgan.torch_engine import create_state, train_step
 
     state = create_state(_run_config(cfg), torch.device("cpu"))

@@ -22,6 +22,7 @@ today (the 28 px default before issue 12: width 32, batch 64, lr 6e-4 for both),
   beta=B1/B2                Adam's betas
   w=N g=N d=N b=N           widths, batch size
   ema=D                     an EMA generator (decay D), sampled after recalibrate_bn
+                            (bench/bn_recalibration.py)
   fp32 | bf16               the precision (bf16: autocast of the convolutions); without
                             either, the library's default --precision auto: bf16 on CPUs
                             with AMX, fp32 elsewhere
@@ -35,8 +36,8 @@ first 64 eval samples go to OUT/grids/. Training seconds exclude scoring.
 
 Every lever is a config field of the library except the learning-rate schedules (lin, tail),
 which the bench applies before each `torch_engine.train_step`; the rest is the library:
-`torch_engine.create_state`, `runner.loop` (the loop `dcgan.train` runs, with its step inputs
-drawn from (seed, step, critic)), models and losses.
+`torch_engine.create_state`, `dcgan.loop.loop` (the loop `dcgan.train` runs, with its step
+inputs drawn from (seed, step, critic)), models and losses.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from bn_recalibration import recalibrate_bn  # noqa: E402 (bench/ is the script's folder)
 
 from dcgan import draw, torch_engine  # noqa: E402
 from dcgan.config import (  # noqa: E402
@@ -66,12 +68,11 @@ from dcgan.config import (  # noqa: E402
     recipe_defaults,
 )
 from dcgan.datasets import load_digits, load_source  # noqa: E402
-from dcgan.ema import recalibrate_bn  # noqa: E402
 from dcgan.images import make_grid, save_png, upscale_nearest  # noqa: E402
+from dcgan.loop import Hooks, loop, total_steps  # noqa: E402
 from dcgan.losses import LOSSES  # noqa: E402
 from dcgan.metrics import Evaluator  # noqa: E402
 from dcgan.perf import ThreadGovernor, cpu_kind  # noqa: E402
-from dcgan.runner import Hooks, loop, total_steps  # noqa: E402
 from dcgan.torch_engine import create_state, generate  # noqa: E402
 
 CIFAR = "/work/shared/datasets/cifar10_test"
@@ -96,6 +97,7 @@ class Recipe:
 
 def parse_recipe(name: str, kind: str, image_size: int) -> Recipe:
     model, train = recipe_defaults("default", kind, image_size)
+    train["recipe"] = "default"
     extra: dict = {}
     for token in PRESETS.get(name, name).split("+"):
         key, _, value = token.partition("=")
@@ -103,6 +105,7 @@ def parse_recipe(name: str, kind: str, image_size: int) -> Recipe:
             continue
         if key == "paper":  # start again from the paper's recipe (config.recipe_defaults)
             model, train = recipe_defaults("paper", kind, image_size)
+            train["recipe"] = "paper"
             continue
         if key in LOSSES or key == "wgan":
             train["loss"] = "wgan-gp" if key == "wgan" else key
@@ -153,8 +156,8 @@ def set_learning_rates(state, recipe: Recipe, total: int) -> None:
 
 
 class RecipeEngine:
-    """The torch engine with the recipe's learning-rate schedule before each step (runner.loop
-    calls feeder, train_step and grid)."""
+    """The torch engine with the recipe's learning-rate schedule before each step (the loop
+    calls feeder, train_step and generate)."""
 
     name = "torch"
 
@@ -168,7 +171,7 @@ class RecipeEngine:
         set_learning_rates(state, self.recipe, self.total)
         return torch_engine.train_step(state, inputs)
 
-    def grid(self, state):
+    def generate(self, generator, z, batch_size=256):  # the loop's sample grids
         return np.zeros((0, 1, 1, 1), np.uint8)  # the bench saves its own grids
 
 
