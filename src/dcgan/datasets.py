@@ -1,7 +1,7 @@
 """Sources of training images as prepared uint8 arrays, and the seeded batch order.
 
-Every source (the bundled digits, a standard set by name, a folder of pictures) becomes uint8
-(N, C, H, W) at the model's size; all but the bundled digits go through the prepared cache on disk
+Every source (the bundled digits, a standard set by name, a folder of pictures, a zip of them)
+becomes uint8 (N, C, H, W) at the model's size, with labels and class names where it has them; all but the bundled digits go through the prepared cache on disk
 (prepared.py), memory-mapped, so the training loop never decodes an image. No torch here: the
 NumPy engine shares this module and every module it imports.
 """
@@ -19,7 +19,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .errors import DataError
+from .archives import is_archive, load_archive
+from .classes import DIGITS
+from .errors import DataError, UsageError
 from .folders import IMAGE_EXTENSIONS, decode_image, list_image_files, load_folder
 from .prepared import ImageSet, default_cache_dir
 from .standard_sets import STANDARD_SETS, load_standard
@@ -35,9 +37,11 @@ __all__ = [
     "list_image_files",
     "load_digits",
     "load_digits_raw",
+    "load_archive",
     "load_folder",
     "load_source",
     "load_standard",
+    "require_labels",
     "steps_per_epoch",
 ]
 
@@ -75,7 +79,12 @@ def load_digits(image_size: int = 28, channels: int = 1) -> ImageSet:
     else:
         images = np.stack([_resize_gray(im, image_size) for im in raw])
     images = np.repeat(images[:, None], channels, axis=1)
-    return ImageSet(images=np.ascontiguousarray(images), name="digits", labels=labels.copy())
+    return ImageSet(
+        images=np.ascontiguousarray(images),
+        name="digits",
+        labels=labels.astype(np.int64),
+        class_names=DIGITS,
+    )
 
 
 def _resize_gray(image: np.ndarray, size: int) -> np.ndarray:
@@ -98,8 +107,8 @@ def load_source(
     on_bytes: Callable | None = None,
 ) -> ImageSet:
     """Resolve a --data value: "digits" (the default, bundled), a standard set's name (see
-    STANDARD_SETS; `split`, default train, and raw files under `data_dir`) or a folder path
-    (write ./mnist for a folder that shares a set's name)."""
+    STANDARD_SETS; `split`, default train, and raw files under `data_dir`), a folder path
+    (write ./mnist for a folder that shares a set's name) or a zip archive of images."""
     if source == "digits":
         return load_digits(image_size, channels or 1)
     if source in STANDARD_SETS:
@@ -113,12 +122,23 @@ def load_source(
         close = difflib.get_close_matches(source, known, n=1)
         hint = f"did you mean {close[0]}? " if close else ""
         raise DataError(
-            f"--data {source} is not a known dataset nor an existing folder; {hint}"
+            f"--data {source} is not a known dataset nor an existing folder or zip; {hint}"
             f"known datasets: {', '.join(known)} (see dcgan data list)"
         )
     if split not in (None, "train"):
-        raise DataError(f"--split {split} applies to the standard sets, not to the folder {source}")
-    return load_folder(Path(source).expanduser(), image_size, channels, cache_dir, progress)
+        raise DataError(f"--split {split} applies to the standard sets, not to {source}")
+    if is_archive(folder):
+        return load_archive(folder, image_size, channels, cache_dir, progress)
+    return load_folder(folder, image_size, channels, cache_dir, progress)
+
+
+def require_labels(data: ImageSet, source: str) -> None:
+    """A one-line UsageError unless `data` has class labels (for --conditional): what was found
+    instead comes from `data.unlabelled_reason`."""
+    if data.labels is not None and data.num_classes:
+        return
+    found = data.unlabelled_reason or f"{len(data)} images without class labels"
+    raise UsageError(f"--conditional needs labels: {source} has none ({found})")
 
 
 def steps_per_epoch(n: int, batch_size: int) -> int:

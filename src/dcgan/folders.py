@@ -1,6 +1,6 @@
 """A folder of pictures -> the prepared uint8 cache: safe listing (symlink loops, odd names),
-tolerant decoding (EXIF, palette, 16-bit, CMYK, animations, broken files), and decoding on all
-cores in chunks, with results identical to one process.
+tolerant decoding (EXIF, palette, 16-bit, CMYK, animations, broken files), decoding on all
+cores in chunks, with results identical to one process, and labels from class subfolders.
 """
 
 from __future__ import annotations
@@ -17,11 +17,12 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import NamedTuple
+from typing import IO, NamedTuple
 
 import numpy as np
 from PIL import Image, ImageOps
 
+from .classes import class_folders
 from .errors import DataError
 from .files import slug
 from .perf import available_cpus
@@ -29,6 +30,7 @@ from .prepared import (
     PREPARE_VERSION,
     ImageSet,
     PreparedWriter,
+    commit_decoded,
     interruptible,
     prepared_dir,
     read_prepared,
@@ -102,9 +104,9 @@ def folder_fingerprint(files: list[ImageFile], settings: str) -> str:
 
 
 def decode_image(
-    path: str | Path, image_size: int, crop: int | None = None
+    path: str | Path | IO[bytes], image_size: int, crop: int | None = None
 ) -> tuple[np.ndarray, bool]:
-    """Decode one file to uint8 RGB (H, W, 3), cropped and resized to image_size square.
+    """Decode one file (a path or an open binary file) to uint8 RGB (H, W, 3), cropped and resized to image_size square.
 
     crop None takes the largest centred square; an int takes a centred crop x crop box first (the
     CelebA convention). EXIF orientation is applied; the first frame of an animation is used;
@@ -157,7 +159,7 @@ def _center_crop(img: Image.Image, crop: int | None) -> Image.Image:
     return img.crop((left, top, left + side, top + side))
 
 
-def _skip_reason(e: BaseException) -> str:
+def skip_reason(e: BaseException) -> str:
     if isinstance(e, Image.DecompressionBombError):
         return (
             f"larger than Pillow's decompression-bomb limit ({Image.MAX_IMAGE_PIXELS} pixels); "
@@ -180,7 +182,7 @@ def _decode_chunk(task: tuple[str, int, list[str], int, int | None]) -> list[tup
         # any failure of a third-party decoder on a hostile file means "skip this file", never
         # "stop preparing": Pillow raises OSError, ValueError, SyntaxError, struct.error, ...
         except Exception as e:
-            out.append((i, None, _skip_reason(e)))
+            out.append((i, None, skip_reason(e)))
             continue
         out_array[i] = pixels.transpose(2, 0, 1)
         out.append((i, gray))
@@ -197,7 +199,7 @@ def _open_target(path: str) -> np.ndarray:
     return _TARGET[path]
 
 
-class _Sized:
+class Sized:
     """An iterator with a length, so a progress bar (tqdm) knows the total."""
 
     def __init__(self, it: Iterator, n: int):
@@ -369,24 +371,12 @@ def load_folder(
     with interruptible(str(folder)), PreparedWriter(cache, len(files), shape) as decoded:
         results = decode_all(files, decoded.images_path, image_size, crop, workers)
         if progress is not None:
-            results = progress(_Sized(results, len(files)))
-        gray, skipped = _collect(results, files, problems, folder)
-        all_gray = all(gray.values())
-        c = channels or (1 if all_gray else 3)
+            results = progress(Sized(results, len(files)))
+        gray, skipped = collect_decoded(results, files, problems, folder)
         source = {"kind": "folder", "path": str(folder.resolve()), "files": len(files)}
-        source |= {"image_size": image_size, "channels": c, "crop": crop}
-        commit = dict(name=name or folder.name, source=source, skipped=sorted(skipped))
-        if c == 3 and len(gray) == len(files):  # the usual case: already the final array
-            return decoded.commit(**commit)
-        # skipped files leave holes, and a gray set keeps one channel: one compacting pass
-        kept = sorted(gray)
-        with PreparedWriter(cache, len(kept), (c, image_size, image_size)) as out:
-            for start in range(0, len(kept), 1024):
-                block = decoded.images[kept[start : start + 1024]]
-                if c == 1:
-                    block = block[:, :1] if all_gray else _luminance(block)
-                out.images[start : start + len(block)] = block
-            return out.commit(**commit)
+        source |= {"image_size": image_size, "channels": channels, "crop": crop}
+        labelling = class_folders([files[i].rel for i in sorted(gray)], "folder")
+        return commit_decoded(decoded, gray, name or folder.name, source, skipped, labelling)
 
 
 def _image_files(
@@ -403,11 +393,14 @@ def _image_files(
         files = [f for f in files if f.rel in only]
     if not files:
         exts = ", ".join(sorted(e.lstrip(".") for e in IMAGE_EXTENSIONS))
-        raise DataError(f"no images ({exts}) found under {folder}")
+        subs = sorted(p.name for p in folder.iterdir() if p.is_dir())
+        shown = ", ".join(subs[:3]) + (", ..." if len(subs) > 3 else "")
+        inside = f" (nor in its {len(subs)} subfolders: {shown})" if subs else ""
+        raise DataError(f"no images ({exts}) found under {folder}{inside}")
     return files, problems
 
 
-def _collect(results, files: list[ImageFile], problems: list[tuple[str, str]], folder: Path):
+def collect_decoded(results, files: list[ImageFile], problems: list[tuple[str, str]], folder: Path):
     """Drain the decoders' (index, is_gray, *reason) results into ({index: is_gray} of the
     decoded files, [(rel, reason)] of the skipped ones); a DataError when none decoded."""
     gray: dict[int, bool] = {}
@@ -423,9 +416,3 @@ def _collect(results, files: list[ImageFile], problems: list[tuple[str, str]], f
             f"none of the {len(files)} image files under {folder} could be decoded (e.g. {reason})"
         )
     return gray, skipped
-
-
-def _luminance(rgb: np.ndarray) -> np.ndarray:
-    """ITU-R 601-2 luma, the same formula as Pillow's convert('L'): (N, 3, H, W) -> (N, 1, H, W)."""
-    weights = np.array([299, 587, 114], np.uint32).reshape(1, 3, 1, 1)
-    return (((rgb * weights).sum(axis=1, keepdims=True) + 500) // 1000).astype(np.uint8)

@@ -1,5 +1,5 @@
 """The prepared uint8 cache: one directory per (source, preprocessing) holding images.npy,
-labels.npy, meta.json and skipped.txt, written whole into a temporary directory and renamed into
+labels.npy, meta.json (with the class names) and skipped.txt, written whole into a temporary directory and renamed into
 place, and read back memory-mapped so a 200k-image set never has to fit in RAM.
 """
 
@@ -12,23 +12,32 @@ import shutil
 import signal
 import tempfile
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .errors import DcganError
+from .classes import Labelling
+from .errors import DataError, DcganError
 from .limits import check_cache
 
-PREPARE_VERSION = 2  # bump when decoding/resizing or the layout changes: old caches are not reused
+# bump when decoding/resizing, labelling or the layout changes: old caches are not reused
+# (3: class names and the unlabelled reason in meta.json; folders and zips labelled by subfolder)
+PREPARE_VERSION = 3
 SMALL_SET = 1000  # below this many images a GAN tends to memorise its data: warn
 
 
 @dataclass
 class ImageSet:
     """Prepared images: uint8 (N, C, H, W) (an ndarray or a read-only memmap), optional integer
-    labels, and how they were made."""
+    labels, and how they were made.
+
+    `class_names` is set only when every label is a class index, 0 <= label < len(class_names);
+    otherwise `unlabelled_reason` says what was found instead (for `require_labels`'s message),
+    e.g. "a folder with 812 loose images and no class subfolders". (STL-10's unlabelled splits
+    keep their -1 labels, as torchvision gives them, without class names.)"""
 
     images: np.ndarray
     name: str
@@ -37,6 +46,12 @@ class ImageSet:
     cache_path: Path | None = None
     from_cache: bool = False
     source: dict[str, Any] = field(default_factory=dict)  # what it was made from (meta.json)
+    class_names: tuple[str, ...] | None = None  # label k is class_names[k]
+    unlabelled_reason: str | None = None
+
+    @property
+    def num_classes(self) -> int | None:
+        return None if self.class_names is None else len(self.class_names)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -69,13 +84,16 @@ def read_prepared(cache: Path, mmap: bool = True) -> ImageSet | None:
         if meta.get("labels"):
             labels = np.load(cache / "labels.npy", allow_pickle=False)
         skipped = _read_skipped(cache) if meta.get("skipped") else []
-    except (OSError, ValueError, KeyError):
+        names = meta.get("class_names")
+        names = None if names is None else tuple(str(n) for n in names)
+    except (OSError, ValueError, KeyError, TypeError):
         return None
     if (
         images.dtype != np.uint8
         or images.ndim != 4
         or list(images.shape) != meta.get("shape")
         or (labels is not None and len(labels) != len(images))
+        or (names is not None and not _labels_fit(labels, len(names)))
     ):
         return None
     return ImageSet(
@@ -86,7 +104,16 @@ def read_prepared(cache: Path, mmap: bool = True) -> ImageSet | None:
         cache_path=cache,
         from_cache=True,
         source=meta.get("source", {}),
+        class_names=names,
+        unlabelled_reason=meta.get("unlabelled"),
     )
+
+
+def _labels_fit(labels: np.ndarray | None, num_classes: int) -> bool:
+    """Whether every label is a class index below `num_classes`."""
+    if labels is None or labels.dtype.kind not in "iu" or num_classes < 1:
+        return False
+    return len(labels) == 0 or (int(labels.min()) >= 0 and int(labels.max()) < num_classes)
 
 
 def _read_skipped(cache: Path) -> list[str]:
@@ -125,13 +152,19 @@ class PreparedWriter:
         source: dict[str, Any],
         labels: np.ndarray | None = None,
         skipped: list[tuple[str, str]] = (),
+        class_names: Sequence[str] | None = None,
+        unlabelled: str | None = None,
     ) -> ImageSet:
-        """Flush, write labels/meta/skipped report, and move the directory into place."""
+        """Flush, write labels/meta/skipped report, and move the directory into place.
+        `class_names` (with labels that index them) or `unlabelled` (why there are none)."""
         self.images.flush()
         shape = list(self.images.shape)
         self.images = None  # close the memmap before the rename
         if labels is not None:
-            np.save(self.tmp / "labels.npy", np.asarray(labels, np.int64), allow_pickle=False)
+            labels = np.asarray(labels, np.int64)
+            np.save(self.tmp / "labels.npy", labels, allow_pickle=False)
+        if class_names is not None and not _labels_fit(labels, len(class_names)):
+            raise DataError(f"{name}: labels outside its {len(class_names)} classes")
         if skipped:
             write_skipped_report(self.tmp / "skipped.txt", skipped)
         meta = {
@@ -142,6 +175,8 @@ class PreparedWriter:
             "labels": labels is not None,
             "skipped": len(skipped),
             "source": source,
+            "class_names": None if class_names is None else list(class_names),
+            "unlabelled": unlabelled,
         }
         (self.tmp / "meta.json").write_text(json.dumps(meta, indent=1))
         try:
@@ -252,3 +287,37 @@ def list_prepared(cache_dir: Path | None = None) -> list[tuple[Path, dict[str, A
         except (OSError, ValueError):
             continue
     return found
+
+
+def commit_decoded(
+    decoded: PreparedWriter,
+    gray: dict[int, bool],
+    name: str,
+    source: dict,
+    skipped: list[tuple[str, str]],
+    labelling: Labelling,
+) -> ImageSet:
+    """Commit the rows `gray` ({row: is_gray}, the decoded ones) of `decoded`, a (N, 3, S, S)
+    writer, with `labelling` of those rows in order. source["channels"] None means 1 when every
+    kept image is gray, else 3 (it is set to the number chosen)."""
+    all_gray = all(gray.values())
+    c = source["channels"] = source["channels"] or (1 if all_gray else 3)
+    commit = dict(name=name, source=source, skipped=sorted(skipped), labels=labelling.labels)
+    commit |= dict(class_names=labelling.class_names, unlabelled=labelling.reason)
+    if c == 3 and len(gray) == len(decoded.images):  # the usual case: already the final array
+        return decoded.commit(**commit)
+    # skipped files leave holes, and a gray set keeps one channel: one compacting pass
+    kept, size = sorted(gray), decoded.images.shape[-1]
+    with PreparedWriter(decoded.cache, len(kept), (c, size, size)) as out:
+        for start in range(0, len(kept), 1024):
+            block = decoded.images[kept[start : start + 1024]]
+            if c == 1:
+                block = block[:, :1] if all_gray else luminance(block)
+            out.images[start : start + len(block)] = block
+        return out.commit(**commit)
+
+
+def luminance(rgb: np.ndarray) -> np.ndarray:
+    """ITU-R 601-2 luma, the same formula as Pillow's convert('L'): (N, 3, H, W) -> (N, 1, H, W)."""
+    weights = np.array([299, 587, 114], np.uint32).reshape(1, 3, 1, 1)
+    return (((rgb * weights).sum(axis=1, keepdims=True) + 500) // 1000).astype(np.uint8)

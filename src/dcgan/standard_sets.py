@@ -1,7 +1,7 @@
 """The standard datasets by name (mnist, fashion-mnist, kmnist, cifar10, cifar100, svhn, stl10,
 celeba):
 where their files come from, how to parse them without torchvision or pickle, and their usual
-preprocessing, converted once into the prepared uint8 cache.
+preprocessing, converted once into the prepared uint8 cache with their labels and class names.
 """
 
 from __future__ import annotations
@@ -20,10 +20,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .classes import PUBLISHED, names_from_text
 from .config import default_image_size
 from .downloads import RemoteFile, ensure_files, verify
 from .errors import DataError, UsageError
-from .folders import load_folder
+from .folders import Sized, load_folder
 from .matfile import iter_arrays
 from .prepared import (
     PREPARE_VERSION,
@@ -31,6 +32,7 @@ from .prepared import (
     PreparedWriter,
     default_cache_dir,
     interruptible,
+    luminance,
     prepared_dir,
     read_prepared,
 )
@@ -128,6 +130,11 @@ _CIFAR_LAYOUT = {  # archive folder, member files per split, label bytes per rec
     "cifar10": ("cifar-10-batches-bin", {"train": [f"data_batch_{i}.bin" for i in range(1, 6)], "test": ["test_batch.bin"]}, 1),
     "cifar100": ("cifar-100-binary", {"train": ["train.bin"], "test": ["test.bin"]}, 2),
 }  # fmt: skip
+_NAMES_FILES = {  # the class names as the archives carry them (else classes.PUBLISHED)
+    "cifar10": "cifar-10-batches-bin/batches.meta.txt",
+    "cifar100": "cifar-100-binary/fine_label_names.txt",
+    "stl10": "stl10_binary/class_names.txt",
+}
 _CELEBA_PARTS = {"train": "0", "valid": "1", "test": "2"}
 _STL_MEMBERS = {  # split -> (images, labels or None) in stl10_binary/
     "train": [("train_X.bin", "train_y.bin")],
@@ -180,7 +187,7 @@ def load_standard(
     if cached is not None:
         return cached
     paths = ensure_files(name, list(spec.splits[split]), folder, on_bytes)
-    blocks, count, labels = _READERS[spec.kind](spec, split, paths)
+    blocks, count, labels, names = _READERS[spec.kind](spec, split, paths)
     with interruptible(f"{name} {split}"), PreparedWriter(cache, count, (c, size, size)) as out:
         ticks = _ticker(progress, count)
         done = 0
@@ -193,26 +200,20 @@ def load_standard(
             raise DataError(f"{name}: expected {count} images in {folder}, found {done}")
         source = {"kind": "standard", "dataset": name, "split": split, "folder": str(folder)}
         source |= {"files": {f.name: f.md5 for f in spec.splits[split]}}
-        return out.commit(f"{name}-{split}", source, labels=labels())
+        labels = labels()
+        missing = int((labels < 0).sum())
+        classes = dict(class_names=None if missing else names or PUBLISHED[name])
+        if missing:
+            classes["unlabelled"] = f"the {split} split, where {missing} of {count} have no label"
+        return out.commit(f"{name}-{split}", source, labels=labels, **classes)
 
 
 def _ticker(progress: Callable | None, total: int) -> Callable[[int], None]:
     """Advance a progress bar given as an iterable wrapper (e.g. tqdm) by k items at a time."""
     if progress is None:
         return lambda k: None
-    it = iter(progress(_Counted(total)))
+    it = iter(progress(Sized(iter(range(total)), total)))
     return lambda k: [next(it, None) for _ in range(k)] and None
-
-
-class _Counted:
-    def __init__(self, n: int):
-        self.n = n
-
-    def __iter__(self):
-        return iter(range(self.n))
-
-    def __len__(self) -> int:
-        return self.n
 
 
 def fit_images(block: np.ndarray, native: int, size: int, channels: int) -> np.ndarray:
@@ -227,8 +228,7 @@ def fit_images(block: np.ndarray, native: int, size: int, channels: int) -> np.n
     if block.shape[1] == 1 and channels == 3:
         block = np.repeat(block, 3, axis=1)
     elif block.shape[1] == 3 and channels == 1:
-        weights = np.array([299, 587, 114], np.uint32).reshape(1, 3, 1, 1)
-        block = (((block * weights).sum(axis=1, keepdims=True) + 500) // 1000).astype(np.uint8)
+        block = luminance(block)
     return np.ascontiguousarray(block)
 
 
@@ -241,7 +241,19 @@ def _resize(image: np.ndarray, size: int) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------
-# parsers: each returns (blocks of uint8 (k, C, H, W), count, a function giving the labels)
+# parsers: each returns (blocks of uint8 (k, C, H, W), count, a function giving the labels, the
+# class names found in the files or None)
+
+
+def _list_tar(path: Path, names_file: str, expected: int) -> tuple[dict[str, int], tuple | None]:
+    """Member sizes by name, and the class names in `names_file`, read as the listing passes it."""
+    sizes, names = {}, None
+    with tarfile.open(path, "r:gz") as tar:
+        for member in tar:
+            sizes[member.name] = member.size
+            if member.name == names_file and member.isfile() and member.size < 1 << 20:
+                names = names_from_text(tar.extractfile(member).read(), expected)
+    return sizes, names
 
 
 def _read_idx_set(spec: StandardSet, split: str, paths: list[Path]):
@@ -264,7 +276,7 @@ def _read_idx_set(spec: StandardSet, split: str, paths: list[Path]):
             raise DataError(f"{labels_path} is not an IDX label file with {count} labels")
         return np.frombuffer(raw, np.uint8, offset=8)
 
-    return blocks(), count, labels
+    return blocks(), count, labels, None
 
 
 def _read_cifar_set(spec: StandardSet, split: str, paths: list[Path]):
@@ -273,8 +285,7 @@ def _read_cifar_set(spec: StandardSet, split: str, paths: list[Path]):
     folder, by_split, label_bytes = _CIFAR_LAYOUT[spec.name]
     members = by_split[split]
     record = label_bytes + 3072
-    with tarfile.open(paths[0], "r:gz") as tar:
-        sizes = {m.name: m.size for m in tar.getmembers()}
+    sizes, names = _list_tar(paths[0], _NAMES_FILES[spec.name], len(PUBLISHED[spec.name]))
     missing = [m for m in members if f"{folder}/{m}" not in sizes]
     if missing:
         raise DataError(f"{paths[0]} has no {folder}/{missing[0]}")
@@ -292,7 +303,7 @@ def _read_cifar_set(spec: StandardSet, split: str, paths: list[Path]):
                     found.append(rows[:, label_bytes - 1].copy())  # CIFAR-100: the fine label
                     yield rows[:, label_bytes:].reshape(-1, 3, 32, 32)
 
-    return blocks(), count, lambda: np.concatenate(found)
+    return blocks(), count, lambda: np.concatenate(found), names
 
 
 def _read_svhn_set(spec: StandardSet, split: str, paths: list[Path]):
@@ -321,7 +332,7 @@ def _read_svhn_set(spec: StandardSet, split: str, paths: list[Path]):
             raise DataError(f"{paths[0]} has no labels y")
         return np.asarray(y).reshape(-1).astype(np.int64) % 10  # SVHN stores digit 0 as 10
 
-    return blocks(), x.dims[3], labels
+    return blocks(), x.dims[3], labels, None
 
 
 def _read_stl_set(spec: StandardSet, split: str, paths: list[Path]):
@@ -329,8 +340,7 @@ def _read_stl_set(spec: StandardSet, split: str, paths: list[Path]):
     major (so transposed on reading), y files of one byte per image, classes 1..10 (-> 0..9);
     unlabelled images get label -1, as torchvision gives them."""
     image_bytes = 3 * 96 * 96
-    with tarfile.open(paths[0], "r:gz") as tar:
-        sizes = {m.name: m.size for m in tar.getmembers()}
+    sizes, names = _list_tar(paths[0], _NAMES_FILES["stl10"], 10)
     wanted = [f"stl10_binary/{x}" for x, _ in _STL_MEMBERS[split]]
     missing = [m for m in wanted if m not in sizes]
     if missing:
@@ -357,7 +367,7 @@ def _read_stl_set(spec: StandardSet, split: str, paths: list[Path]):
                 out.append(np.frombuffer(raw, np.uint8).astype(np.int64) - 1)
         return np.concatenate(out)
 
-    return blocks(), sum(counts), labels
+    return blocks(), sum(counts), labels, names
 
 
 _READERS = {
@@ -403,10 +413,12 @@ def _load_celeba(spec, split, size, channels, folder: Path, cache_dir, progress)
             for n, p in (ln.split() for ln in parts.read_text().splitlines() if ln.strip())
             if p == want
         }
-    return load_folder(
+    data = load_folder(
         images, size, channels, cache_dir, progress,
         crop=CELEBA_CROP, only=only, name=f"celeba-{split}",
     )  # fmt: skip
+    data.unlabelled_reason = "CelebA's 40 binary attributes are not classes"
+    return data
 
 
 def _extract(zip_path: Path, dest: Path) -> None:
