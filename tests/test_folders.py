@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from dcgan.errors import DataError
 from dcgan.folders import load_folder
 
 RED, BLUE = (255, 0, 0), (0, 0, 255)
@@ -313,3 +314,47 @@ def test_a_signal_during_decoding_leaves_nothing_behind(tmp_path, signame):
     while _marked_pids(marker) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not _marked_pids(marker), "helper processes outlived dcgan"
+
+
+def test_class_subfolders_label_the_kept_images(tmp_path):
+    pets = tmp_path / "pets"
+    for name, colour in (("dog", BLUE), ("cat", RED), ("cat/indoor", RED)):
+        (pets / name).mkdir(parents=True)
+        for i in range(3):
+            Image.new("RGB", (9, 9), colour).save(pets / name / f"{i}.png")
+    (pets / "cat" / "1b.png").write_bytes(b"\x89PNG broken: skipped, in the middle of cat/")
+    data = load_folder(pets, 8, cache_dir=tmp_path / "c", workers=1)
+    assert data.skipped == ["cat/1b.png"] and len(data) == 9
+    assert data.class_names == ("cat", "dog") and data.num_classes == 2  # sorted
+    assert data.labels.tolist() == [0] * 6 + [1] * 3  # cat/indoor/ belongs to cat
+    red = data.images[:, 0, 0, 0] == 255
+    assert red.tolist() == (data.labels == 0).tolist()  # each label beside its own image
+    again = load_folder(pets, 8, cache_dir=tmp_path / "c")
+    assert again.from_cache and again.class_names == ("cat", "dog")
+    assert np.array_equal(again.labels, data.labels)
+    # a picture moved to a new class folder is a new labelling, hence a new cache
+    (pets / "ant").mkdir()
+    os.replace(pets / "dog" / "0.png", pets / "ant" / "0.png")
+    moved = load_folder(pets, 8, cache_dir=tmp_path / "c")
+    assert not moved.from_cache and moved.class_names == ("ant", "cat", "dog")
+    assert moved.labels.tolist() == [0] + [1] * 6 + [2] * 2
+
+
+def test_loose_images_beside_class_folders_are_unlabelled_and_say_so(image_folder, tmp_path):
+    # conftest's folder: a/ and b/ with 12 pictures each, plus b/broken.jpg (skipped)
+    Image.new("RGB", (9, 9), BLUE).save(image_folder / "loose.png")
+    data = load_folder(image_folder, 16, cache_dir=tmp_path / "c")
+    assert len(data) == 25 and data.labels is None and data.class_names is None
+    assert data.unlabelled_reason == (
+        "a folder with 1 loose images beside 2 subfolders (a, b); "
+        "class subfolders need every image inside one"
+    )
+
+
+def test_class_subfolders_without_images_are_one_line_errors(tmp_path):
+    for name in ("cat", "dog"):
+        (tmp_path / "pets" / name).mkdir(parents=True)
+        (tmp_path / "pets" / name / "readme.txt").write_text("no pictures here")
+    with pytest.raises(DataError) as e:
+        load_folder(tmp_path / "pets", 16, cache_dir=tmp_path / "c")
+    assert "nor in its 2 subfolders: cat, dog" in str(e.value) and "\n" not in str(e.value)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 
 import numpy as np
 import pytest
 
+from dcgan.errors import DataError
 from dcgan.prepared import (
     PreparationInterrupted,
     PreparedWriter,
@@ -25,6 +27,30 @@ def test_commit_is_all_or_nothing(tmp_path):
         data = out.commit("x", {"kind": "test"})
     assert data.images.shape == (4, 1, 8, 8) and read_prepared(cache) is not None
     assert [p.name for p in cache.parent.iterdir()] == ["x-1"]
+
+
+def test_labels_and_class_names_round_trip_through_the_cache(tmp_path):
+    cache = tmp_path / "prepared" / "x-1"
+    with PreparedWriter(cache, 3, (1, 4, 4)) as out:
+        made = out.commit("x", {}, labels=np.array([1, 0, 1], np.uint8), class_names=["n", "y"])
+    back = read_prepared(cache)
+    assert made.class_names == back.class_names == ("n", "y") and back.num_classes == 2
+    assert back.labels.dtype == np.int64 and back.labels.tolist() == [1, 0, 1]
+    assert back.unlabelled_reason is None
+    meta = json.loads((cache / "meta.json").read_text())
+    meta["class_names"] = ["n"]  # labels outside the names: not a cache to trust
+    (cache / "meta.json").write_text(json.dumps(meta))
+    assert read_prepared(cache) is None
+    plain = tmp_path / "prepared" / "y-1"
+    with PreparedWriter(plain, 2, (1, 4, 4)) as out:
+        out.commit("y", {}, unlabelled="a folder with 2 loose images and no class subfolders")
+    back = read_prepared(plain)
+    assert back.labels is None and back.class_names is None and back.num_classes is None
+    assert back.unlabelled_reason == "a folder with 2 loose images and no class subfolders"
+    with pytest.raises(DataError, match="z: labels outside its 2 classes"):
+        with PreparedWriter(tmp_path / "prepared" / "z-1", 2, (1, 4, 4)) as out:
+            out.commit("z", {}, labels=np.array([0, 2]), class_names=["a", "b"])
+    assert not (tmp_path / "prepared" / "z-1").exists()
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])

@@ -13,6 +13,7 @@ from PIL import Image
 
 from conftest import fit, save_checkpoint, tiny_config
 from dcgan import standard_sets as ss
+from dcgan.classes import PUBLISHED
 from dcgan.config import default_image_size
 from dcgan.datasets import load_source
 from dcgan.downloads import RemoteFile, md5_of
@@ -30,6 +31,14 @@ def _with_file(monkeypatch, name: str, path) -> None:
     monkeypatch.setenv("DCGAN_OFFLINE", "1")
 
 
+def _tar(archive, members: dict[str, bytes]) -> None:
+    with tarfile.open(archive, "w:gz") as tar:
+        for name, raw in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(raw)
+            tar.addfile(info, io.BytesIO(raw))
+
+
 def test_cifar10_binary_archive(tmp_path, monkeypatch):
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 10, 30).astype(np.uint8)
@@ -38,18 +47,36 @@ def test_cifar10_binary_archive(tmp_path, monkeypatch):
     folder = tmp_path / "d" / "cifar10"
     folder.mkdir(parents=True)
     archive = folder / "cifar-10-binary.tar.gz"
-    with tarfile.open(archive, "w:gz") as tar:
-        info = tarfile.TarInfo("cifar-10-batches-bin/test_batch.bin")
-        info.size = len(records)
-        tar.addfile(info, io.BytesIO(records))
+    _tar(archive, {"cifar-10-batches-bin/test_batch.bin": records})
     _with_file(monkeypatch, "cifar10", archive)
     data = load_source("cifar10", 32, None, tmp_path / "c", data_dir=tmp_path / "d", split="test")
     assert data.images.shape == (30, 3, 32, 32)
     assert np.array_equal(data.images, pixels) and np.array_equal(data.labels, labels)
+    assert data.class_names == PUBLISHED["cifar10"]  # no names file in this archive
     gray = load_source("cifar10", 64, 1, tmp_path / "c", data_dir=tmp_path / "d", split="test")
     assert gray.images.shape == (30, 1, 64, 64)
     with pytest.raises(DataError, match="data_batch_1.bin"):  # the train members are absent
         load_source("cifar10", 32, None, tmp_path / "c", data_dir=tmp_path / "d")
+
+
+def test_cifar100_names_come_from_the_archive_when_it_has_them(tmp_path, monkeypatch):
+    fine = np.array([3, 99, 0], np.uint8)
+    records = np.concatenate(
+        [np.zeros((3, 1), np.uint8), fine[:, None], np.zeros((3, 3072), np.uint8)], axis=1
+    )
+    names = [f"kind_{i}" for i in range(100)]  # not the published ones: proves they are read
+    folder = tmp_path / "d" / "cifar100"
+    folder.mkdir(parents=True)
+    archive = folder / "cifar-100-binary.tar.gz"
+    _tar(archive, {
+        "cifar-100-binary/fine_label_names.txt": ("\n".join(names) + "\n\n").encode(),
+        "cifar-100-binary/test.bin": records.tobytes(),
+    })  # fmt: skip
+    _with_file(monkeypatch, "cifar100", archive)
+    data = load_source("cifar100", 32, None, tmp_path / "c", data_dir=tmp_path / "d", split="test")
+    assert data.labels.tolist() == [3, 99, 0] and data.class_names == tuple(names)
+    again = load_source("cifar100", 32, None, tmp_path / "c", data_dir=tmp_path / "d", split="test")
+    assert again.from_cache and again.class_names == tuple(names)
 
 
 def test_stl10_binary_archive(tmp_path, monkeypatch):
@@ -79,6 +106,9 @@ def test_stl10_binary_archive(tmp_path, monkeypatch):
     both = load("train+unlabeled", 64)
     assert both.images.shape == (8, 3, 64, 64)
     assert both.labels.tolist() == [0, 9, 2, 2, 6, -1, -1, -1]
+    assert both.class_names is None  # -1 is no class: --conditional says why
+    assert both.unlabelled_reason == "the train+unlabeled split, where 3 of 8 have no label"
+    assert load("train", 64).class_names == PUBLISHED["stl10"]
     first = Image.fromarray(train[0].transpose(1, 2, 0)).resize((64, 64), Image.Resampling.LANCZOS)
     assert np.abs(both.images[0].transpose(1, 2, 0).astype(int) - np.asarray(first)).max() <= 1
     big = load("unlabeled", 128)  # upscaled for the 128 px net
@@ -102,6 +132,7 @@ def test_svhn_mat_without_scipy_at_runtime(tmp_path, monkeypatch, compressed):
     data = load_source("svhn", 32, None, tmp_path / "c", data_dir=tmp_path / "d", split="test")
     assert np.array_equal(data.images, x.transpose(3, 2, 0, 1))
     assert data.labels.tolist() == (y.ravel() % 10).astype(int).tolist()
+    assert data.class_names == tuple("0123456789")  # label k is the digit k (10 -> 0)
 
 
 def test_celeba_from_a_local_folder(tmp_path):
@@ -125,6 +156,7 @@ def test_celeba_from_a_local_folder(tmp_path):
     assert abs(int(train.images[1].mean()) - 120) <= 3  # only the crop, no black border
     whole = load_source("celeba", 32, None, tmp_path / "c", data_dir=tmp_path / "d", split="all")
     assert len(whole) == 4 and whole.warnings  # a tiny set warns
+    assert whole.labels is None and "attributes are not classes" in whole.unlabelled_reason
 
 
 def test_split_and_sizes():
@@ -175,7 +207,8 @@ def test_data_modules_import_no_torch():
     from pathlib import Path
 
     package = Path(ss.__file__).parent
-    for name in ("datasets", "folders", "prepared", "standard_sets", "downloads", "matfile"):
+    modules = ("datasets", "folders", "prepared", "standard_sets", "downloads", "matfile")
+    for name in (*modules, "archives", "classes"):
         tree = ast.parse((package / f"{name}.py").read_text())
         for node in ast.walk(tree):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else []

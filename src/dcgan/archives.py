@@ -142,10 +142,10 @@ def scan_archive(
     return entries, sorted(problems), labels_info
 
 
-def unsafe_entry(info: zipfile.ZipInfo, limit: int = MAX_ENTRY_BYTES) -> str | None:
+def unsafe_entry(info: zipfile.ZipInfo, limit: int | None = None) -> str | None:
     """Why an entry is refused, or None: it is never extracted, but its name becomes a label and
-    its bytes are inflated into memory."""
-    name = info.filename
+    its bytes (at most `limit`, default MAX_ENTRY_BYTES) are inflated into memory."""
+    name, limit = info.filename, MAX_ENTRY_BYTES if limit is None else limit
     if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":") or "\\" in name:
         return "refused: an absolute or Windows-style path name"
     if ".." in name.split("/"):
@@ -200,12 +200,12 @@ def _read_json(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> Any:
     """dataset.json's content, or a str saying why it could not be read."""
     reason = unsafe_entry(info, MAX_JSON_BYTES)
     if reason:
-        return f"its {DATASET_JSON} is {reason}"
+        return f"a zip archive whose {DATASET_JSON} is {reason}"
     try:
         with archive.open(info) as f:
             return json.loads(f.read(MAX_JSON_BYTES + 1))
     except Exception as e:
-        return f"its {DATASET_JSON} cannot be read ({skip_reason(e)})"
+        return f"a zip archive whose {DATASET_JSON} cannot be read: {skip_reason(e)}"
 
 
 def dataset_json_labels(meta: Any, rels: list[str]) -> Labelling:
