@@ -357,6 +357,7 @@ def load_folder(
     listed in `ImageSet.skipped` and in skipped.txt in the cache. `progress`, if given, wraps the
     per-file result iterator (e.g. tqdm). `workers` None uses every core for large folders;
     `only` keeps the files whose relative path is in it (a split list); `name` names the set.
+    Labels and class names follow `classes.class_folders` over the decoded files.
     """
     folder = Path(folder)
     files, problems = _image_files(folder, only)
