@@ -31,6 +31,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         "draw", "limits", "architecture", "latent_space", "augment", "losses", "models",
         "downloads", "matfile", "distributed", "tensorboard_log", "engines", "checkpoint",
         "rundir", "summary", "artefact", "folders", "prepared", "standard_sets", "datasets",
+        "classes", "archives",
         "torch_serialize", "numpy_engine.backend", "numpy_engine.ops", "numpy_engine.layers",
         "numpy_engine.losses", "numpy_engine.models", "numpy_engine.optim",
         "numpy_engine.serialize",

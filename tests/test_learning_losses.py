@@ -46,13 +46,12 @@ def test_each_loss_learns_digits(case, digits):
     config = RunConfig(
         model=ModelConfig(**model),
         train=TrainConfig(
-            **(train | {"batch_size": BATCH}),
+            **(train | {"batch_size": BATCH} | extra),
             loss=loss,
             steps=STEPS,
             log_every=100,
             sample_every=10**9,
             checkpoint_every=10**9,
-            **extra,
         ),
     ).validate()
     state = create_state(config, torch.device("cpu"))

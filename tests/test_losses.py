@@ -92,7 +92,7 @@ def test_one_loss_registry_for_config_and_both_engines():
     assert missing == {n for n in config.LOSSES if LOSSES[n].gradient_penalty}
     for name in missing:
         with pytest.raises(UsageError, match="numpy"):
-            config.TrainConfig(loss=name, engine="numpy").validate()
+            config.RunConfig(train=config.TrainConfig(loss=name, engine="numpy")).validate()
 
 
 def test_r1_from_the_steps_own_logits_equals_r1_penalty():

@@ -10,7 +10,6 @@ same augmentation on every device and no global RNG is touched. Images are model
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -147,12 +146,6 @@ def cutout(x: Tensor, centre: Tensor) -> Tensor:
     in_cols = (xs >= left) & (xs < left + cw)  # (N, W)
     keep = ~(in_rows[:, :, None] & in_cols[:, None, :])  # (N, H, W)
     return x * keep[:, None].to(x.dtype)
-
-
-def augmenter(policy: str) -> Callable[[Tensor, np.random.Generator], Tensor]:
-    """`diff_augment` with the policy parsed once (validated at config time, not per step)."""
-    names = parse_policy(policy)
-    return lambda x, rng: diff_augment(x, names, rng)
 
 
 def _round(v: float) -> int:

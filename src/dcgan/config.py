@@ -47,16 +47,11 @@ PAPER_TRAIN = {
 
 
 def size_defaults(kind: str, image_size: int) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Defaults that depend on the net, as (ModelConfig fields, TrainConfig fields), for the
-    default recipe.
-
-    The 28 px DCGAN (the bundled digits and the MNIST-likes) trains at width 32, batch 128, two
-    time-scales (lr_g 8e-4, lr_d 1.6e-3) for 50 epochs: measured on the digits at equal training
-    time (bench/README.md, "Digits at equal training time"), 150 s of it reach digits FD 23.9 /
-    40.0 / 32.2 (seeds 0-2) where the previous recipe (batch 64, lr 6e-4 for both) reached 42.2 /
-    34.7 / 45.2, and width 32 runs 2.3x the images per second of width 64. Every other net keeps
-    the paper's settings (ngf = ndf = 64, lr 2e-4, batch 64, 20 epochs).
-    """
+    """The default recipe's departures from the paper for one net, as (ModelConfig fields,
+    TrainConfig fields). The 28 px DCGAN trains at width 32, batch 128, lr_g 8e-4 / lr_d 1.6e-3
+    for 50 epochs: at equal time on the digits, digits FD 23.9 / 40.0 / 32.2 (seeds 0-2) against
+    42.2 / 34.7 / 45.2 before, and 2.3x the img/s of width 64 (bench/README.md, "Digits at equal
+    training time"). Every other net keeps the paper's settings."""
     if kind == "dcgan" and image_size == 28:
         model = {"g_features": 32, "d_features": 32}
         return model, {"batch_size": 128, "lr_g": 8e-4, "lr_d": 1.6e-3, "epochs": 50}
@@ -88,7 +83,8 @@ def recipe_defaults(
         m, t = size_defaults(kind, image_size)
         model |= m
         train |= t
-        if kind == "dcgan" and image_size >= 64 and engine != "numpy":
+        big = isinstance(image_size, int) and image_size >= 64  # (validate() names a bad size)
+        if kind == "dcgan" and big and engine != "numpy":
             train["augment"] = DIFF_AUGMENT
     if loss in PENALTY_LOSSES:
         model["d_norm"] = "layer"
@@ -106,18 +102,12 @@ def resolve(model: ModelConfig, data: DataConfig, train: TrainConfig):
         return model, train
     if model.image_size is None:
         model = dataclasses.replace(model, image_size=_default_image_size(data.source))
-    if not isinstance(train.recipe, str) or not _left_to_recipe(model, train):
+    if not isinstance(train.recipe, str):
         return model, train
     m, t = recipe_defaults(train.recipe, model.kind, model.image_size, train.loss, train.engine)
     model = dataclasses.replace(model, **{k: v for k, v in m.items() if getattr(model, k) is None})
     train = dataclasses.replace(train, **{k: v for k, v in t.items() if getattr(train, k) is None})
     return model, train
-
-
-def _left_to_recipe(model: ModelConfig, train: TrainConfig) -> bool:
-    return any(getattr(model, k) is None for k in PAPER_MODEL) or any(
-        getattr(train, k) is None for k in PAPER_TRAIN
-    )
 
 
 # The image size a source trains at unless asked: the native size of the named sets where a DCGAN
@@ -137,6 +127,32 @@ def default_image_size(source: str) -> int:
 
 def _default_image_size(source: Any) -> int | None:
     return default_image_size(source) if isinstance(source, str) else None
+
+
+def check_numpy_engine(config: RunConfig) -> None:
+    """What the NumPy engine cannot do (it has no double backprop, DiffAugment, R1, bf16,
+    compile, spectral norm, or D without BatchNorm; the metrics run on torch), as one-line
+    UsageErrors: checked for every config that names it, and by the engine itself."""
+    t, m = config.train, config.model
+    if t.loss in PENALTY_LOSSES:
+        raise UsageError(
+            f"--loss {t.loss} needs double backprop, which the numpy engine does not have; "
+            "use --engine torch or another --loss"
+        )
+    if t.augment or t.r1_gamma:
+        raise UsageError("--augment and --r1 need the torch engine")
+    if t.precision == "bf16" or t.compile:
+        raise UsageError("--precision bf16 and --compile need the torch engine")
+    if t.eval_every:
+        raise UsageError(
+            "--eval-every needs the torch engine (the metrics run on torch); "
+            "score a numpy-engine run afterwards with dcgan eval"
+        )
+    if m.spectral_norm or m.d_norm != "batch":
+        raise UsageError(
+            "spectral norm and a discriminator without BatchNorm need the torch engine "
+            "(the numpy engine has neither)"
+        )
 
 
 # What a resume may change: the length, the engine and the speed options (not the model, data or
@@ -292,20 +308,6 @@ class TrainConfig:
             )
         if not (isinstance(self.r1_gamma, (int, float)) and 0 <= self.r1_gamma < 1e6):
             raise UsageError(f"--r1 must be 0 (off) or a positive number, got {self.r1_gamma}")
-        if self.engine == "numpy" and (self.augment or self.r1_gamma):
-            raise UsageError("--augment and --r1 need the torch engine")
-        if self.engine == "numpy" and (self.precision == "bf16" or self.compile):
-            raise UsageError("--precision bf16 and --compile need the torch engine")
-        if self.engine == "numpy" and self.loss == "wgan-gp":
-            raise UsageError(
-                "--loss wgan-gp needs double backprop, which the numpy engine does not have; "
-                "use --engine torch or another --loss"
-            )
-        if self.engine == "numpy" and self.eval_every:
-            raise UsageError(
-                "--eval-every needs the torch engine (the metrics run on torch); "
-                "score a numpy-engine run afterwards with dcgan eval"
-            )
 
 
 @dataclass(frozen=True)
@@ -336,13 +338,8 @@ class RunConfig:
         self.model.validate()
         self.data.validate()
         self.train.validate()
-        if self.train.engine == "numpy" and (
-            self.model.spectral_norm or self.model.d_norm != "batch"
-        ):
-            raise UsageError(
-                "spectral norm and a discriminator without BatchNorm need the torch engine "
-                "(the numpy engine has neither)"
-            )
+        if self.train.engine == "numpy":
+            check_numpy_engine(self)
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -383,9 +380,13 @@ MAX_ROLLBACKS = 100
 
 
 def _build(cls, d: Any, part: str):
-    """A dataclass from a JSON object, ignoring unknown keys so newer configs still load."""
+    """A dataclass from a JSON object, ignoring unknown keys so newer configs still load. A
+    stored config is complete: a null where the recipe decides is malformed, not a choice."""
     if not isinstance(d, dict):
         raise UsageError(f"config is malformed: {part} must be a JSON object, got {_kind(d)}")
+    for name in (*PAPER_MODEL, "image_size", *PAPER_TRAIN):
+        if name in d and d[name] is None:
+            raise UsageError(f"config is malformed: {part}.{name} is null")
     names = {f.name for f in dataclasses.fields(cls)}
     return cls(**{k: v for k, v in d.items() if k in names})
 

@@ -95,12 +95,6 @@ def best_indices(scores: np.ndarray, n: int) -> np.ndarray:
     return np.argsort(-scores, kind="stable")[:n]
 
 
-def keep_best(candidates: np.ndarray, scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """The n candidates D scores highest, best first (ties in drawing order), with their scores."""
-    best = best_indices(scores, n)
-    return candidates[best], scores[best]
-
-
 _TRUNCATION = 0x7472_756E  # "trun": the resampling streams of truncated latents
 
 

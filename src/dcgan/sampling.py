@@ -18,7 +18,7 @@ import numpy as np
 
 from . import artefact, draw, latent_space
 from .config import ModelConfig, RunConfig
-from .draw import keep_best, nice_candidates
+from .draw import nice_candidates
 from .engines import get_engine
 from .errors import CheckpointError, UsageError
 
@@ -126,8 +126,8 @@ def nice(
 
     Returns (images uint8 (n, C, H, W), scores (n,)), best first.
     """
-    candidates = sample(s, nice_candidates(n, fraction), seed, truncation=truncation)
-    return keep_best(candidates, score(s, candidates), n)
+    z = latents(nice_candidates(n, fraction), s.model.latent_dim, seed, truncation=truncation)
+    return nice_from_latents(s, z, n)[:2]
 
 
 def interpolate(

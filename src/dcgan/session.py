@@ -132,9 +132,7 @@ def train(
     `report`: RUN/report.html at the end (with matplotlib, the report extra), `report_every`:
     every N steps too (the extra required); `tensorboard`: TensorBoard events in RUN/tb/.
 
-    `threads`: the torch engine's CPU threads: "auto" (within a cgroup CPU quota, adapting to
-    the cores other processes leave free: perf.choose_threads) or a number, which keeps a run
-    bit-exact under any load.
+    `threads`: "auto" (perf.choose_threads) or a number, which keeps a run bit-exact.
     """
     from .perf import openmp_env
 
@@ -156,8 +154,8 @@ def train(
         _configure(s, changes)
         _prepare_device(s, device, threads)
         _load_data(s)
-        if not _build_state(s):
-            return _up_to_date(s)
+        if not _build_state(s):  # a resumed run with nothing left to do: nothing is written
+            return TrainResult(s.run.path, "up-to-date", s.state.step, s.end, rank=s.group.rank)
         _open_run_dir(s, Path(runs_dir), name)
         return _finish(s, *_train_loop(s))
 
@@ -273,6 +271,10 @@ def _build_state(s: Session) -> bool:
     else:
         s.state = s.engine.load_state(s.checkpoint, s.device, s.config, s.group)
         if s.state.step >= s.end:
+            s.cb.message(
+                f"run {s.run.path} is already at step {s.state.step} of {s.end}; pass a larger "
+                "--epochs or --steps to continue"
+            )
             return False
         if s.saved_world != s.group.world:
             s.cb.message(
@@ -285,16 +287,6 @@ def _build_state(s: Session) -> bool:
 
         s.evaluator = training_evaluator(s.config, s.data, s.device, s.loading["cache_dir"])
     return True
-
-
-def _up_to_date(s: Session) -> TrainResult:
-    s.cb.message(
-        f"run {s.run.path} is already at step {s.state.step} of {s.end}; pass a larger "
-        "--epochs or --steps to continue"
-    )
-    return TrainResult(
-        s.run.path, "up-to-date", s.state.step, s.end, config=s.config, rank=s.group.rank
-    )
 
 
 def _open_run_dir(s: Session, runs_dir: Path, name: str | None) -> None:

@@ -168,11 +168,6 @@ def _adam(module: nn.Module, lr: float, cfg) -> torch.optim.Optimizer:
     return torch.optim.Adam(module.parameters(), lr=lr, betas=(cfg.beta1, cfg.beta2))
 
 
-def to_model_range(batch_uint8: torch.Tensor) -> torch.Tensor:
-    """uint8 (N, C, H, W) -> float32 in [-1, 1] (pixels.uint8_to_model, the one mapping)."""
-    return pixels.uint8_to_model(batch_uint8)
-
-
 def train_step(state: TrainState, inputs: StepInputs) -> dict[str, torch.Tensor]:
     """One generator update after len(inputs.reals) (= n_critic) discriminator updates.
 
@@ -373,7 +368,7 @@ def feeder(state: TrainState, data: ImageSet):
     images = data.images
     if device_resident(images.nbytes, state.device):
         images = copy_to_device(images, state.device)
-    return lambda idx: to_model_range(_gather(images, idx, state.device))
+    return lambda idx: pixels.uint8_to_model(_gather(images, idx, state.device))
 
 
 def device_resident(nbytes: int, device: torch.device) -> bool:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .. import checkpoint as ckpt
-from ..config import RunConfig
+from ..config import RunConfig, check_numpy_engine
 from ..datasets import ImageSet
 from ..engines import Solo, StepInputs
 from ..errors import CheckpointError, UsageError
@@ -60,20 +60,6 @@ def _cupy_has_gpu() -> bool:
         return False
 
 
-def check_supported(config: RunConfig) -> None:
-    """What the numpy engine cannot do, as one-line UsageErrors."""
-    if config.train.loss not in LOSSES:
-        raise UsageError(
-            f"--loss {config.train.loss} needs double backprop (the gradient penalty), which the "
-            f"numpy engine does not have; use --engine torch or --loss {', '.join(LOSSES)}"
-        )
-    if config.train.eval_every:
-        raise UsageError(
-            "--eval-every needs the torch engine (the metrics run on torch); "
-            "score a numpy-engine run afterwards with dcgan eval"
-        )
-
-
 @dataclass
 class TrainState:
     config: RunConfig
@@ -104,7 +90,7 @@ def create_state(config: RunConfig, device: str = "cpu", group=None) -> TrainSta
 
     The initial weights differ from the torch engine's for the same seed (different streams).
     """
-    check_supported(config)
+    check_numpy_engine(config)
     cfg = config.train
     xp = get_xp(device)
     generator, discriminator = build_models(config.model, np.random.default_rng(cfg.seed), xp)
@@ -122,11 +108,6 @@ def create_state(config: RunConfig, device: str = "cpu", group=None) -> TrainSta
         opt_g=Adam(generator.parameters(), cfg.lr_g, betas),
         opt_d=Adam(discriminator.parameters(), cfg.lr_d, betas),
     )
-
-
-def to_model_range(batch_uint8):
-    """uint8 (N, C, H, W) -> float32 in [-1, 1], the arithmetic of the torch engine's mapping."""
-    return uint8_to_model(batch_uint8)
 
 
 def train_step(state: TrainState, inputs: StepInputs) -> dict[str, Any]:
@@ -206,7 +187,7 @@ def score(discriminator: Discriminator, images: np.ndarray, batch_size: int = 51
     xp = discriminator.xp
     out = []
     for chunk in np.array_split(images, max(1, math.ceil(len(images) / batch_size))):
-        logits = discriminator(to_model_range(xp.asarray(chunk)))
+        logits = discriminator(uint8_to_model(xp.asarray(chunk)))
         out.append(to_numpy(logits).astype(np.float64))
     return np.concatenate(out)
 
@@ -245,7 +226,7 @@ def feeder(state: TrainState, data: ImageSet):
         images = xp.asarray(np.array(images))
 
     def batch(idx: np.ndarray):
-        return to_model_range(images[idx] if xp is np else images[xp.asarray(idx)])
+        return uint8_to_model(images[idx] if xp is np else images[xp.asarray(idx)])
 
     return batch
 
