@@ -24,7 +24,8 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "dcgan"
 # fmt: off
 LAYERS: list[tuple[str, list[str]]] = [
     ("base", [
-        "errors", "version", "pixels", "images", "perf", "watch", "_forkserver_preload", "files",
+        "errors", "version", "values", "pixels", "images", "perf", "watch", "_forkserver_preload",
+        "files",
     ]),
     ("config", ["config"]),  # the recipe; imports only errors
     ("foundations", [

@@ -135,7 +135,7 @@ def mlp_generator_plan(cfg: ModelConfig) -> tuple[LayerSpec, ...]:
     Keras's BatchNormalization(momentum=0.8) keeps 0.8 of the old running mean; torch's momentum
     is the weight of the new batch, so the same behaviour is momentum=0.2."""
     plan: list[LayerSpec] = []
-    width_in = cfg.latent_dim
+    width_in = cfg.latent_dim + cfg.num_classes  # a conditional G: z and the label's embedding
     for width in (cfg.g_features * 4, cfg.g_features * 8, cfg.g_features * 16):
         plan += [LayerSpec("linear", width_in, width, bias=True), _same("leaky_relu", width)]
         plan += [LayerSpec("batch_norm", width, width, momentum=0.2)]
@@ -147,7 +147,8 @@ def mlp_generator_plan(cfg: ModelConfig) -> tuple[LayerSpec, ...]:
 def mlp_discriminator_plan(cfg: ModelConfig) -> tuple[LayerSpec, ...]:
     """The seeds' simple GAN discriminator: Dense 8-4 x d_features with LeakyReLU 0.2, then one
     logit."""
-    widths = (cfg.channels * cfg.image_size**2, cfg.d_features * 8, cfg.d_features * 4)
+    pixels = cfg.channels * cfg.image_size**2 + cfg.num_classes  # conditional: and the label's
+    widths = (pixels, cfg.d_features * 8, cfg.d_features * 4)
     plan: list[LayerSpec] = []
     for n_in, n_out in zip(widths, widths[1:]):
         plan += [LayerSpec("linear", n_in, n_out, bias=True), _same("leaky_relu", n_out)]

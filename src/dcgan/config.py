@@ -7,11 +7,11 @@ and resume training, so `generate` and `--resume` need no flags.
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import UsageError
+from .values import check_bool, check_choice, check_int, check_real, check_text, kind_of, show
 
 SCHEMA_VERSION = 1
 SEED_MAX = 2**63 - 1  # seeds are integers in [0, SEED_MAX] in every command
@@ -77,7 +77,7 @@ def recipe_defaults(
     takes 5 critic steps per generator step, as the paper does.
     """
     if recipe not in RECIPES:
-        raise UsageError(f"--recipe {_show(recipe)} is not one of {', '.join(RECIPES)}")
+        raise UsageError(f"--recipe {show(recipe)} is not one of {', '.join(RECIPES)}")
     model, train = dict(PAPER_MODEL), dict(PAPER_TRAIN)
     if recipe == "default":
         m, t = size_defaults(kind, image_size)
@@ -148,6 +148,10 @@ def check_numpy_engine(config: RunConfig) -> None:
             "--eval-every needs the torch engine (the metrics run on torch); "
             "score a numpy-engine run afterwards with dcgan eval"
         )
+    if m.conditional:
+        raise UsageError(
+            "--conditional needs the torch engine (the numpy engine has no classes yet)"
+        )
     if m.spectral_norm or m.d_norm != "batch":
         raise UsageError(
             "spectral norm and a discriminator without BatchNorm need the torch engine "
@@ -189,28 +193,53 @@ class ModelConfig:
     image_size: int | None = None  # None: the data's native size (28 digits, 64 folders)
     channels: int = 1
     latent_dim: int = 100
-    # None: the recipe's choice (config.recipe_defaults) for every field below that allows it
-    g_features: int | None = (
-        None  # ngf: width of G's last hidden layer (MLP: a quarter of its first)
-    )
-    d_features: int | None = None  # ndf: width of D's first layer (MLP: an eighth of its first)
+    # None: the recipe's choice (config.recipe_defaults) for every field below that allows it;
+    # g_features: ngf, G's last hidden width (MLP: a quarter of its first); d_features: ndf, D's
+    # first width (MLP: an eighth of its first)
+    g_features: int | None = None
+    d_features: int | None = None
     # D's stabilisers (models.py): spectral normalisation of every D weight (Miyato et al. 2018),
     # and the normalisation between its layers; "none"/"layer" keep a per-sample penalty valid
     spectral_norm: bool = False
     d_norm: str | None = None
+    # class-conditional (models.py): G through conditional BatchNorm, D a projection
+    # discriminator; class_names (label k is class_names[k]) come from the data when it trains
+    conditional: bool = False
+    class_names: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        if isinstance(self.class_names, list):  # from JSON
+            object.__setattr__(self, "class_names", tuple(self.class_names))
+
+    @property
+    def num_classes(self) -> int:
+        """Classes of a conditional net (0: unconditional)."""
+        return len(self.class_names) if self.conditional else 0
 
     def validate(self) -> None:
-        _choice("model", self.kind, MODEL_KINDS)
-        _choice("d-norm", self.d_norm, D_NORMS)
-        _bool("spectral-norm", self.spectral_norm)
+        check_choice("model", self.kind, MODEL_KINDS)
+        check_choice("d-norm", self.d_norm, D_NORMS)
+        check_bool("spectral-norm", self.spectral_norm)
         if self.kind == "dcgan":
-            _choice("image-size", self.image_size, DCGAN_SIZES)
+            check_choice("image-size", self.image_size, DCGAN_SIZES)
         else:
-            _int("image-size", self.image_size, *MLP_SIZE_RANGE)
-        _choice("channels", self.channels, (1, 3))
-        _int("latent-dim", self.latent_dim, 1, MAX_LATENT_DIM)
-        _int("g-features", self.g_features, 1, MAX_FEATURES)
-        _int("d-features", self.d_features, 1, MAX_FEATURES)
+            check_int("image-size", self.image_size, *MLP_SIZE_RANGE)
+        check_choice("channels", self.channels, (1, 3))
+        check_int("latent-dim", self.latent_dim, 1, MAX_LATENT_DIM)
+        check_int("g-features", self.g_features, 1, MAX_FEATURES)
+        check_int("d-features", self.d_features, 1, MAX_FEATURES)
+        check_bool("conditional", self.conditional)
+        names = self.class_names
+        if not isinstance(names, tuple) or not all(isinstance(n, str) for n in names):
+            raise UsageError(f"class names must be a list of strings, got {show(names)}")
+        for n in names:
+            check_text("class name", n)
+        if len(set(names)) != len(names) or len(names) > MAX_CLASSES:
+            raise UsageError(
+                f"class names must be distinct and at most {MAX_CLASSES}, got {show(names)}"
+            )
+        if names and not self.conditional:
+            raise UsageError("class names belong to a conditional model (--conditional)")
 
 
 @dataclass(frozen=True)
@@ -221,12 +250,12 @@ class DataConfig:
     data_dir: str | None = None  # where its downloaded files are (None: $DCGAN_HOME/datasets)
 
     def validate(self) -> None:
-        _text("data", self.source)
+        check_text("data", self.source)
         if self.channels is not None:
-            _choice("channels", self.channels, (1, 3))
-        _text("split", self.split)
+            check_choice("channels", self.channels, (1, 3))
+        check_text("split", self.split)
         if self.data_dir is not None:
-            _text("data-dir", self.data_dir)
+            check_text("data-dir", self.data_dir)
 
 
 @dataclass(frozen=True)
@@ -249,6 +278,7 @@ class TrainConfig:
     checkpoint_every: int = 1000
     keep_checkpoints: int = 3
     sample_count: int = 64  # images in the fixed-noise grid
+    grid_classes: int = 10  # a conditional run's grid: one row of 8 for each of the first N
     eval_every: int = 0  # steps per evaluation during training (0: off)
     eval_metrics: str = ""  # comma-separated metric names ("": the cheap ones for the data)
     eval_num: int = 2000  # generated images per evaluation
@@ -271,33 +301,34 @@ class TrainConfig:
     recipe: str = "default"  # the named recipe the defaults came from (config.recipe_defaults)
 
     def validate(self) -> None:
-        _choice("loss", self.loss, LOSSES)
-        _choice("engine", self.engine, ENGINES)
-        _choice("precision", self.precision, PRECISIONS)
+        check_choice("loss", self.loss, LOSSES)
+        check_choice("engine", self.engine, ENGINES)
+        check_choice("precision", self.precision, PRECISIONS)
         for name in ("ema", "channels_last", "compile"):
-            _bool(name.replace("_", "-"), getattr(self, name))
-        _int("batch-size", self.batch_size, 1, MAX_BATCH)
-        _int("epochs", self.epochs, 1, MAX_COUNT)
+            check_bool(name.replace("_", "-"), getattr(self, name))
+        check_int("batch-size", self.batch_size, 1, MAX_BATCH)
+        check_int("epochs", self.epochs, 1, MAX_COUNT)
         if self.steps is not None:
-            _int("steps", self.steps, 1, MAX_COUNT)
-        _int("n-critic", self.n_critic, 1, MAX_N_CRITIC)
+            check_int("steps", self.steps, 1, MAX_COUNT)
+        check_int("n-critic", self.n_critic, 1, MAX_N_CRITIC)
         for name in ("log_every", "sample_every", "checkpoint_every"):
-            _int(name.replace("_", "-"), getattr(self, name), 1, MAX_COUNT)
-        _int("keep", self.keep_checkpoints, 1, MAX_KEEP)
-        _int("sample-count", self.sample_count, 1, MAX_SAMPLE_COUNT)
-        _int("eval-every", self.eval_every, 0, MAX_COUNT, "0 (off) or ")
-        _int("eval-num", self.eval_num, 1, MAX_EVAL_NUM)
+            check_int(name.replace("_", "-"), getattr(self, name), 1, MAX_COUNT)
+        check_int("keep", self.keep_checkpoints, 1, MAX_KEEP)
+        check_int("sample-count", self.sample_count, 1, MAX_SAMPLE_COUNT)
+        check_int("grid-classes", self.grid_classes, 1, MAX_SAMPLE_COUNT // 8)
+        check_int("eval-every", self.eval_every, 0, MAX_COUNT, "0 (off) or ")
+        check_int("eval-num", self.eval_num, 1, MAX_EVAL_NUM)
         if not isinstance(self.eval_metrics, str):
-            raise UsageError(f"--eval-metrics must be a string, got {_show(self.eval_metrics)}")
+            raise UsageError(f"--eval-metrics must be a string, got {show(self.eval_metrics)}")
         check_seed(self.seed)
         for name in ("lr_g", "lr_d"):
-            _real(name.replace("_", "-"), getattr(self, name), 0, MAX_LR, low_open=True)
+            check_real(name.replace("_", "-"), getattr(self, name), 0, MAX_LR, low_open=True)
         for name in ("beta1", "beta2", "ema_decay"):
-            _real(name.replace("_", "-"), getattr(self, name), 0, 1, high_open=True)
-        _real("gp-weight", self.gp_weight, 0, MAX_GP_WEIGHT)
-        _choice("on-divergence", self.on_divergence, DIVERGENCE_ACTIONS)
-        _int("max-rollbacks", self.max_rollbacks, 0, MAX_ROLLBACKS)
-        _choice("recipe", self.recipe, RECIPES)
+            check_real(name.replace("_", "-"), getattr(self, name), 0, 1, high_open=True)
+        check_real("gp-weight", self.gp_weight, 0, MAX_GP_WEIGHT)
+        check_choice("on-divergence", self.on_divergence, DIVERGENCE_ACTIONS)
+        check_int("max-rollbacks", self.max_rollbacks, 0, MAX_ROLLBACKS)
+        check_choice("recipe", self.recipe, RECIPES)
         if not isinstance(self.augment, str):
             raise UsageError(f"--augment must be a string of transforms, got {self.augment!r}")
         names = [p.strip() for p in self.augment.split(",") if p.strip()]
@@ -329,7 +360,7 @@ class RunConfig:
         allowed. Returns self, so `RunConfig(...).validate()` reads as one expression."""
         if self.schema_version != SCHEMA_VERSION:
             raise UsageError(
-                f"config schema version {_show(self.schema_version)} is not supported "
+                f"config schema version {show(self.schema_version)} is not supported "
                 f"(expected {SCHEMA_VERSION})"
             )
         for part, cls in _PARTS.items():
@@ -351,14 +382,16 @@ class RunConfig:
         JSON value in, a validated RunConfig out, or a one-line UsageError. Unknown keys are
         ignored so newer configs still load; missing ones take their defaults."""
         if not isinstance(d, dict):
-            raise UsageError(f"config is malformed: expected a JSON object, got {_kind(d)}")
+            raise UsageError(f"config is malformed: expected a JSON object, got {kind_of(d)}")
         config = cls(
             model=_build(ModelConfig, d.get("model"), "model"),
             data=_build(DataConfig, d.get("data"), "data"),
             train=_build(TrainConfig, d.get("train"), "train"),
             schema_version=d.get("schema_version"),
-        )
-        return config.validate()
+        ).validate()
+        if config.model.conditional and not config.model.class_names:  # (filled in at training)
+            raise UsageError("config is malformed: a conditional model without class names")
+        return config
 
 
 _PARTS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
@@ -373,6 +406,7 @@ MAX_COUNT = 10**9  # epochs, steps and cadences
 MAX_N_CRITIC = 100
 MAX_KEEP = 10_000
 MAX_SAMPLE_COUNT = 4096
+MAX_CLASSES = 10_000  # an embedding row per class in G and D
 MAX_EVAL_NUM = 1_000_000
 MAX_LR = 1.0  # Adam's step is about lr per weight: above 1 nothing can train
 MAX_GP_WEIGHT = 1e6
@@ -383,56 +417,9 @@ def _build(cls, d: Any, part: str):
     """A dataclass from a JSON object, ignoring unknown keys so newer configs still load. A
     stored config is complete: a null where the recipe decides is malformed, not a choice."""
     if not isinstance(d, dict):
-        raise UsageError(f"config is malformed: {part} must be a JSON object, got {_kind(d)}")
+        raise UsageError(f"config is malformed: {part} must be a JSON object, got {kind_of(d)}")
     for name in (*PAPER_MODEL, "image_size", *PAPER_TRAIN):
         if name in d and d[name] is None:
             raise UsageError(f"config is malformed: {part}.{name} is null")
     names = {f.name for f in dataclasses.fields(cls)}
     return cls(**{k: v for k, v in d.items() if k in names})
-
-
-def _kind(value: Any) -> str:
-    return "null" if value is None else type(value).__name__
-
-
-def _show(value: Any) -> str:
-    """A value for a one-line message: repr (so newlines stay escaped), cut to 40 characters."""
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _choice(name: str, value, choices) -> None:
-    # bool is an int: True must not pass for channels 1
-    if isinstance(value, bool) or value not in choices:
-        plain = type(value) is type(choices[0]) and str(value).isprintable()
-        shown = value if plain and len(str(value)) <= 40 else _show(value)
-        raise UsageError(f"--{name} {shown} is not one of {', '.join(map(str, choices))}")
-
-
-def _int(name: str, value, low: int, high: int, prefix: str = "") -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise UsageError(
-            f"--{name} must be {prefix}an integer from {low} to {high}, got {_show(value)}"
-        )
-
-
-def _real(
-    name: str, value, low: float, high: float, low_open: bool = False, high_open: bool = False
-) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok and (low < value if low_open else low <= value)
-    ok = ok and (value < high if high_open else value <= high)
-    if not ok:
-        interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
-        raise UsageError(f"--{name} must be a number in {interval}, got {_show(value)}")
-
-
-def _bool(name: str, value) -> None:
-    if not isinstance(value, bool):
-        raise UsageError(f"--{name} must be true or false, got {_show(value)}")
-
-
-def _text(name: str, value) -> None:
-    """A name or path: a non-empty string that prints on one line."""
-    if not isinstance(value, str) or not value or not value.isprintable():
-        raise UsageError(f"--{name} must be a non-empty printable string, got {_show(value)}")

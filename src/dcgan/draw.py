@@ -24,7 +24,7 @@ from .config import check_seed
 from .errors import UsageError
 
 # the purposes of training draws: distinct streams for the same (seed, step, critic)
-Z, GP_WEIGHTS = 0, 1
+Z, GP_WEIGHTS, LABELS = 0, 1, 2
 # one more word in the seed sequence keeps training streams apart from sampling streams
 _TRAINING = 0x7472_6169  # "trai"
 
@@ -57,6 +57,24 @@ def training_normal(seed: int, step: int, critic: int, n: int, dim: int) -> np.n
 def training_uniform(seed: int, step: int, critic: int, n: int) -> np.ndarray:
     """The global batch's gradient-penalty interpolation weights in [0, 1): float32 (n,)."""
     return _training_rng(seed, step, critic, GP_WEIGHTS).random(n).astype(np.float32)
+
+
+def training_labels(seed: int, step: int, critic: int, n: int, num_classes: int) -> np.ndarray:
+    """The global batch's fake labels, uniform over the classes: int64 (n,)."""
+    return _training_rng(seed, step, critic, LABELS).integers(0, num_classes, n, dtype=np.int64)
+
+
+def grid_draws(
+    n: int, latent_dim: int, seed: int, num_classes: int = 0, rows: int = 10
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The progress grids' latents (stream GRID) and labels: n latents, or for a conditional run
+    one row of 8 latents per class for the first `rows` classes, the same 8 in every row (so a
+    column shows one z across the classes): (z (R*8, latent_dim), labels (R*8,))."""
+    if not num_classes:
+        return latents(n, latent_dim, seed, GRID), None
+    r = min(num_classes, rows)
+    z = np.tile(latents(8, latent_dim, seed, GRID), (r, 1))
+    return z, np.repeat(np.arange(r, dtype=np.int64), 8)
 
 
 def shard(rows: np.ndarray, rank: int, world: int) -> np.ndarray:

@@ -30,12 +30,15 @@ class StepInputs:
     engine's device), their latents (one more for G's fresh fake when n_critic > 1) and, for
     losses with a gradient penalty, its interpolation weights. Latents and weights are host
     float32 arrays; each is this rank's rows of the global batch's draw. `ema_decay`: the decay
-    of this step's EMA update (the loop's warm-up schedule)."""
+    of this step's EMA update (the loop's warm-up schedule). A conditional run also has the real
+    batches' labels and the fakes' labels (one per entry of z), host int64 arrays."""
 
     reals: list
     z: list[np.ndarray]
     gp_weights: list[np.ndarray] | None = None
     ema_decay: float = 0.0
+    labels: list[np.ndarray] | None = None
+    fake_labels: list[np.ndarray] | None = None
 
 
 class Engine(Protocol):
@@ -78,10 +81,15 @@ class Engine(Protocol):
     ) -> tuple[Any, Any]:
         """(G, D or None) in eval mode from state-dict arrays (dcgan.artefact.Weights)."""
 
-    def generate(self, generator: Any, z: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        """Images uint8 (N, C, H, W) from host latents float32 (N, latent_dim), in eval mode."""
+    def generate(
+        self, generator: Any, z: np.ndarray, batch_size: int = 256, labels: Any = None
+    ) -> np.ndarray:
+        """Images uint8 (N, C, H, W) from host latents float32 (N, latent_dim), in eval mode;
+        a conditional G also takes labels int64 (N,) or class weights float32 (N, K)."""
 
-    def score(self, discriminator: Any, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    def score(
+        self, discriminator: Any, images: np.ndarray, batch_size: int = 512, labels: Any = None
+    ) -> np.ndarray:
         """D's logits, float64 (N,), for uint8 images (N, C, H, W): higher is "more real"."""
 
 

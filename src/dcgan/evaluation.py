@@ -67,11 +67,12 @@ class TrainingEval:
         self.key = METRICS[self.metric].key + evaluator.suffix
         n, dim = config.train.eval_num, config.model.latent_dim
         self.z = draw.latents(n, dim, config.train.seed, draw.EVAL)
+        self.labels = cycled_labels(n, config.model.num_classes)
         self.batch_size = auto_batch_size(device, config.model.image_size)
 
     def __call__(self, state) -> dict[str, float]:
         started = time.perf_counter()
-        fake = self.engine.generate(state.sampler, self.z, self.batch_size)
+        fake = self.engine.generate(state.sampler, self.z, self.batch_size, labels=self.labels)
         metrics = self.evaluator(fake)
         record = {"step": state.step, "eval": True, **metrics}
         record["eval_seconds"] = round(time.perf_counter() - started, 3)
@@ -92,6 +93,12 @@ class TrainingEval:
             self.saver.save_best(state)
         self.on_result(record, improved)
         return metrics
+
+
+def cycled_labels(n: int, num_classes: int) -> np.ndarray | None:
+    """A conditional run's evaluation classes: each class in turn (image i is class i mod K), so
+    every class is scored in equal share; None for an unconditional run."""
+    return np.arange(n, dtype=np.int64) % num_classes if num_classes else None
 
 
 def eval_record(

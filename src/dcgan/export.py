@@ -48,6 +48,18 @@ def metadata(weights: artefact.GeneratorWeights, batch: int | None) -> dict[str,
         "model": json.dumps(weights.config.model.__dict__),
         "step": str(weights.step),
         "ema": str(weights.ema).lower(),
+    } | _class_metadata(m, batch)
+
+
+def _class_metadata(m, batch: int | None) -> dict[str, str]:
+    """A conditional generator's second input: the class of each image."""
+    if not m.conditional:
+        return {}
+    return {
+        "input": "z, labels",
+        "labels_shape": json.dumps([batch or "N"]),
+        "labels": "int64 class numbers; class k is class_names[k]",
+        "class_names": json.dumps(list(m.class_names)),
     }
 
 
@@ -119,14 +131,15 @@ def _onnx_bytes(generator, weights, batch: int | None, meta: dict[str, str]) -> 
     import torch
 
     dim = weights.config.model.latent_dim
-    z = torch.zeros(batch or 2, dim)
-    dynamic = None if batch else {"z": {0: torch.export.Dim("N")}}
+    args, names = _example_inputs(weights, batch)
+    n = torch.export.Dim("N")
+    dynamic = None if batch else {name: {0: n} for name in ("z", "y")[: len(args)]}
     with warnings.catch_warnings(), _quiet():
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
             generator,
-            (z,),
-            input_names=["z"],
+            args,
+            input_names=names,
             output_names=["images"],
             dynamic_shapes=dynamic,
             dynamo=True,
@@ -134,8 +147,9 @@ def _onnx_bytes(generator, weights, batch: int | None, meta: dict[str, str]) -> 
         )
     model = program.model_proto
     model.doc_string = (
-        f"dcgan generator (step {weights.step}): z float32 (N, {dim}) standard normal -> images "
-        f"float32 (N, C, H, W) in [-1, 1]"
+        f"dcgan generator (step {weights.step}): z float32 (N, {dim}) standard normal"
+        f"{', labels int64 (N,)' if len(args) > 1 else ''} -> images float32 (N, C, H, W) in "
+        "[-1, 1]"
     )
     model.producer_name, model.producer_version = "dcgan", __version__
     del model.metadata_props[:]
@@ -149,12 +163,14 @@ def _torchscript_bytes(generator, weights, batch: int | None, meta: dict[str, st
     import torch
 
     dim = weights.config.model.latent_dim
+    args, _ = _example_inputs(weights, batch)
     # torch 2.13 marks torch.jit deprecated (for torch.export); its files still load everywhere
     # libtorch runs, which is what this format is for
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        traced = torch.jit.trace(generator, torch.zeros(batch or 2, dim))
-        checked = torch.jit.script(_Checked(traced, dim, batch or 0))
+        traced = torch.jit.trace(generator, args)
+        wrap = _Checked if len(args) == 1 else _CheckedConditional
+        checked = torch.jit.script(wrap(traced, dim, batch or 0))
         buf = io.BytesIO()
         torch.jit.save(checked, buf, _extra_files={EXTRA_FILE: json.dumps(meta)})
     return buf.getvalue()
@@ -177,6 +193,38 @@ def _Checked(inner, latent_dim: int, batch: int):
             if self.batch > 0 and z.shape[0] != self.batch:
                 raise ValueError("this export has a fixed batch: see the dcgan.json extra file")
             return self.generator(z)
+
+    return Checked()
+
+
+def _example_inputs(weights, batch: int | None) -> tuple[tuple, list[str]]:
+    """The trace's inputs: (z,) or, for a conditional generator, (z, labels)."""
+    import torch
+
+    m = weights.config.model
+    z = torch.zeros(batch or 2, m.latent_dim)
+    if not m.conditional:
+        return (z,), ["z"]
+    return (z, torch.zeros(batch or 2, dtype=torch.int64)), ["z", "labels"]
+
+
+def _CheckedConditional(inner, latent_dim: int, batch: int):
+    """`_Checked` for a conditional generator: (z, labels) -> images."""
+    import torch
+
+    class Checked(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.generator = inner
+            self.latent_dim = latent_dim
+            self.batch = batch
+
+        def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+            if z.dim() != 2 or z.shape[1] != self.latent_dim or labels.shape != z.shape[:1]:
+                raise ValueError("z must be (N, latent_dim), labels (N,): see dcgan.json")
+            if self.batch > 0 and z.shape[0] != self.batch:
+                raise ValueError("this export has a fixed batch: see the dcgan.json extra file")
+            return self.generator(z, labels)
 
     return Checked()
 

@@ -53,6 +53,40 @@ def latents_bytes(z: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def labels_path(latents: Path) -> Path:
+    """Where a conditional run's classes travel beside a latent file: Z.npy -> Z.labels.npy."""
+    latents = Path(latents)
+    return latents.with_name(latents.name.removesuffix(".npy") + ".labels.npy")
+
+
+def labels_bytes(labels: np.ndarray) -> bytes:
+    """An .npy file's bytes for class labels int64 (N,)."""
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(labels, dtype=np.int64), allow_pickle=False)
+    return buf.getvalue()
+
+
+def read_labels(latents: Path, num_classes: int, n: int) -> np.ndarray | None:
+    """The classes saved beside a latent file (`labels_path`), or None when there is no such
+    file; a file that is not n whole class numbers in [0, num_classes) is a one-line UsageError."""
+    path = labels_path(latents)
+    if not path.is_file():
+        return None
+    try:
+        y = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise UsageError(f"{path} is not a readable .npy array ({e})") from None
+    if not isinstance(y, np.ndarray) or y.shape != (n,) or y.dtype.kind not in "iu":
+        raise UsageError(f"{path} must hold {n} class numbers (the rows of {Path(latents).name})")
+    bad = (y < 0) | (y >= num_classes)
+    if bad.any():
+        raise UsageError(
+            f"{path} has labels outside 0..{num_classes - 1} (row {int(np.argmax(bad))}: "
+            f"{int(y[np.argmax(bad)])})"
+        )
+    return y.astype(np.int64)
+
+
 def slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
     """Spherical interpolation between latents a and b (D,) at fractions t (T,) -> (T, D) float32.
     Computed in float64 so both engines get the same walk."""

@@ -48,7 +48,10 @@ def loop(engine, state, data: ImageSet, hooks: Hooks) -> str:
     spe = steps_per_epoch(n, cfg.batch_size)
     end = total_steps(state.config, n)
     batch = engine.feeder(state, data)
-    z_grid = draw.latents(cfg.sample_count, state.config.model.latent_dim, cfg.seed, draw.GRID)
+    model = state.config.model
+    z_grid, y_grid = draw.grid_draws(
+        cfg.sample_count, model.latent_dim, cfg.seed, model.num_classes, cfg.grid_classes
+    )
     watch = CollapseWatch(cfg.log_every, cfg.loss)
     sums: dict[str, Any] = {}
     count, last_time, last_step = 0, time.perf_counter(), state.step
@@ -57,7 +60,7 @@ def loop(engine, state, data: ImageSet, hooks: Hooks) -> str:
         if group.any(hooks.should_stop()):
             return "stopped"
         began = time.perf_counter()
-        inputs, epoch = step_inputs(state.config, state.step, n, batch, group)
+        inputs, epoch = step_inputs(state.config, state.step, n, batch, group, data.labels)
         inputs.ema_decay = ema_decay(state.step, cfg.ema_decay)
         stats = engine.train_step(state, inputs)
         if hooks.threads is not None:  # fewer threads when other processes take cores
@@ -97,7 +100,7 @@ def loop(engine, state, data: ImageSet, hooks: Hooks) -> str:
         started = time.perf_counter()
         epoch_end = (state.step * cfg.n_critic) % spe < cfg.n_critic
         if group.is_main and (state.step % cfg.sample_every == 0 or epoch_end or state.step == end):
-            grid = engine.generate(state.sampler, z_grid)
+            grid = engine.generate(state.sampler, z_grid, labels=y_grid)
             hooks.on_samples(state.step, grid)
             for warning in watch.samples(state.step, grid):
                 hooks.on_warning(warning)
@@ -110,17 +113,19 @@ def loop(engine, state, data: ImageSet, hooks: Hooks) -> str:
 
 
 def step_inputs(
-    config: RunConfig, step: int, n_images: int, batch, group
+    config: RunConfig, step: int, n_images: int, batch, group, labels: np.ndarray | None = None
 ) -> tuple[StepInputs, int]:
     """The inputs of generator step `step` on this rank, and the epoch it is in. Batch indices,
-    latents and penalty weights are drawn for the global batch from (seed, step, critic index)
-    and sharded by rank, so the samples of a step are the same whatever the world size."""
+    latents, penalty weights and fake labels are drawn for the global batch from (seed, step,
+    critic index) and sharded by rank, so the samples of a step are the same whatever the world
+    size. `labels`: the data's labels (N,), which a conditional run needs."""
     cfg, dim = config.train, config.model.latent_dim
     rank, world = group.rank, group.world
-    reals, zs, weights, epoch = [], [], [], 0
+    reals, zs, weights, epoch, shards = [], [], [], 0, []
     for k in range(cfg.n_critic):
         epoch, idx = batch_indices(n_images, cfg.batch_size, cfg.seed, step * cfg.n_critic + k)
-        reals.append(batch(draw.shard(idx, rank, world)))
+        shards.append(draw.shard(idx, rank, world))
+        reals.append(batch(shards[-1]))
         z = draw.training_normal(cfg.seed, step, k, cfg.batch_size, dim)
         zs.append(draw.shard(z, rank, world))
         if cfg.loss in PENALTY_LOSSES:
@@ -129,7 +134,17 @@ def step_inputs(
     if cfg.n_critic > 1:  # G's fresh fake after the critic steps
         z = draw.training_normal(cfg.seed, step, cfg.n_critic, cfg.batch_size, dim)
         zs.append(draw.shard(z, rank, world))
-    return StepInputs(reals, zs, weights or None), epoch
+    inputs = StepInputs(reals, zs, weights or None)
+    if config.model.num_classes:
+        inputs.labels = [np.asarray(labels[i], np.int64) for i in shards]
+        classes = config.model.num_classes  # the fakes' labels: uniform over the classes
+        inputs.fake_labels = [
+            draw.shard(
+                draw.training_labels(cfg.seed, step, k, cfg.batch_size, classes), rank, world
+            )
+            for k in range(len(zs))
+        ]
+    return inputs, epoch
 
 
 def ema_decay(step: int, decay: float) -> float:

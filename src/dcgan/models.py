@@ -43,60 +43,134 @@ def _sequential(plan: tuple[LayerSpec, ...]) -> nn.Sequential:
     return nn.Sequential(*(_module(spec) for spec in plan))
 
 
+class ClassAffine(nn.Module):
+    """A per-class gain and shift after a BatchNorm (conditional BatchNorm, de Vries et al. 2017,
+    as in Miyato & Koyama 2018's generator): x * gain[y] + shift[y] per channel. Gains start at 1
+    and shifts at 0, so a fresh conditional G computes what its unconditional twin does.
+
+    y: int64 labels (N,), or float class weights (N, K) that mix the classes' rows (the
+    embedding walk of `--interpolate` across classes)."""
+
+    def __init__(self, num_classes: int, channels: int):
+        super().__init__()
+        self.gain = nn.Embedding(num_classes, channels)
+        self.shift = nn.Embedding(num_classes, channels)
+        nn.init.ones_(self.gain.weight)
+        nn.init.zeros_(self.shift.weight)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        shape = (x.shape[0], x.shape[1]) + (1,) * (x.dim() - 2)
+        return x * class_rows(self.gain, y).view(shape) + class_rows(self.shift, y).view(shape)
+
+
+def class_rows(table: nn.Embedding, y: torch.Tensor) -> torch.Tensor:
+    """The rows of `table` for labels y (N,), or their mix for class weights y (N, K)."""
+    if y.is_floating_point():
+        return y.to(table.weight.dtype) @ table.weight
+    return table(y)
+
+
 class DCGANGenerator(nn.Module):
-    """z (N, latent_dim) -> image (N, channels, S, S) in [-1, 1] (`architecture.dcgan_generator_plan`).
+    """z (N, latent_dim) [, y] -> image (N, channels, S, S) in [-1, 1]
+    (`architecture.dcgan_generator_plan`).
 
     At 64 px with latent 100 and 64 features this is layer for layer the generator of
     pytorch/examples dcgan/main.py (same module indices, so state dicts are interchangeable).
+    A conditional G has a `ClassAffine` after each BatchNorm, `classes.<i>` for `main.<i>`.
     """
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.main = _sequential(architecture.dcgan_generator_plan(cfg))
+        plan = architecture.dcgan_generator_plan(cfg)
+        self.main = _sequential(plan)
         self.latent_dim = cfg.latent_dim
+        self.classes = None
+        if cfg.num_classes:
+            norms = [i for i, spec in enumerate(plan) if spec.kind == "batch_norm"]
+            self.classes = nn.ModuleDict(
+                {str(i): ClassAffine(cfg.num_classes, plan[i].n_out) for i in norms}
+            )
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.main(z.view(z.shape[0], self.latent_dim, 1, 1))
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        x = z.view(z.shape[0], self.latent_dim, 1, 1)
+        if self.classes is None:
+            return self.main(x)
+        for i, layer in enumerate(self.main):
+            x = layer(x)
+            if str(i) in self.classes:
+                x = self.classes[str(i)](x, y)
+        return x
 
 
 class DCGANDiscriminator(nn.Module):
-    """image (N, channels, S, S) -> logits (N,) (`architecture.dcgan_discriminator_plan`).
+    """image (N, channels, S, S) [, y] -> logits (N,) (`architecture.dcgan_discriminator_plan`).
 
     No Sigmoid: the loss works on logits, which is safe under autocast. cfg.d_norm picks the
     normalisation between the convolutions: "batch" (the paper), "layer" (GroupNorm(1)) or "none".
+    A conditional D is a projection discriminator (Miyato & Koyama 2018): the logit plus the
+    inner product of the class's embedding with D's last feature map summed over space.
     """
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.main = _sequential(architecture.dcgan_discriminator_plan(cfg))
+        plan = architecture.dcgan_discriminator_plan(cfg)
+        self.main = _sequential(plan)
+        self.embed = None
+        if cfg.num_classes:
+            self.embed = nn.Embedding(cfg.num_classes, plan[-1].n_in)
+            nn.init.normal_(self.embed.weight, 0.0, 0.02)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.main(x).flatten()
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        if self.embed is None:
+            return self.main(x).flatten()
+        for layer in self.main[:-1]:
+            x = layer(x)
+        projection = (class_rows(self.embed, y) * x.sum((2, 3)).to(self.embed.weight.dtype)).sum(1)
+        return self.main[-1](x).flatten() + projection
 
 
 class MLPGenerator(nn.Module):
-    """z (N, latent_dim) -> image (N, channels, S, S): the seeds' simple GAN generator
-    (`architecture.mlp_generator_plan`), its flat output reshaped to the image."""
+    """z (N, latent_dim) [, y] -> image (N, channels, S, S): the seeds' simple GAN generator
+    (`architecture.mlp_generator_plan`), its flat output reshaped to the image. A conditional one
+    takes z and the label's embedding side by side, as Mirza & Osindero (2014) did (the
+    embedding starts as the one-hot code)."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.shape = (cfg.channels, cfg.image_size, cfg.image_size)
         self.main = _sequential(architecture.mlp_generator_plan(cfg))
+        self.embed = _one_hot_embedding(cfg.num_classes)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.main(z.reshape(z.shape[0], -1)).view(z.shape[0], *self.shape)
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        x = z.reshape(z.shape[0], -1)
+        if self.embed is not None:
+            x = torch.cat([x, class_rows(self.embed, y).to(x.dtype)], 1)
+        return self.main(x).view(z.shape[0], *self.shape)
 
 
 class MLPDiscriminator(nn.Module):
-    """image (N, channels, S, S) -> logits (N,): the seeds' simple GAN discriminator
-    (`architecture.mlp_discriminator_plan`) over the flattened pixels."""
+    """image (N, channels, S, S) [, y] -> logits (N,): the seeds' simple GAN discriminator
+    (`architecture.mlp_discriminator_plan`) over the flattened pixels (and a conditional one's
+    label embedding beside them)."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.main = _sequential(architecture.mlp_discriminator_plan(cfg))
+        self.embed = _one_hot_embedding(cfg.num_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.main(x.flatten(1)).flatten()
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        x = x.flatten(1)
+        if self.embed is not None:
+            x = torch.cat([x, class_rows(self.embed, y).to(x.dtype)], 1)
+        return self.main(x).flatten()
+
+
+def _one_hot_embedding(num_classes: int) -> nn.Embedding | None:
+    if not num_classes:
+        return None
+    embed = nn.Embedding(num_classes, num_classes)
+    nn.init.eye_(embed.weight)
+    return embed
 
 
 def init_weights(module: nn.Module) -> None:

@@ -373,11 +373,11 @@ class Run:
 
         save_png(self.path / REAL_FILE, _viewable(make_grid(images)))
 
-    def save_samples(self, step: int, images: np.ndarray) -> Path:
+    def save_samples(self, step: int, images: np.ndarray, nrow: int | None = None) -> Path:
         from .images import make_grid, save_png
 
         path = self.path / SAMPLES_DIR / f"step_{step:09d}.png"
-        save_png(path, _viewable(make_grid(images)))
+        save_png(path, _viewable(make_grid(images, nrow=nrow)))
         return path
 
     def write_gif(self, max_frames: int = 100) -> Path | None:

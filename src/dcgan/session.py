@@ -252,6 +252,7 @@ def _load_data(s: Session) -> None:
             on_bytes=src["download_progress"] if main else None,
         )
         s.data = _rank0_first(s.group, load)
+    classes = _classes(s)  # (a conditional run without labels fails here, in one line)
     check_batch(cfg, len(s.data))
     channels = s.data.images.shape[1]
     if s.resume is not None and channels != cfg.model.channels:
@@ -259,9 +260,24 @@ def _load_data(s: Session) -> None:
             f"the data now has {channels} channels but the run was trained on {cfg.model.channels}"
         )
     if s.resume is None:
-        model = dataclasses.replace(cfg.model, channels=channels)
+        model = dataclasses.replace(cfg.model, channels=channels, class_names=classes)
         s.config = dataclasses.replace(cfg, model=model).validate()
+    elif classes != cfg.model.class_names:
+        raise UsageError(
+            f"the data's classes are now {', '.join(classes[:10])} but the run was trained "
+            f"on {', '.join(cfg.model.class_names[:10])}"
+        )
     s.end = total_steps(s.config, len(s.data))
+
+
+def _classes(s: Session) -> tuple[str, ...]:
+    """A conditional run's class names: the data's (which must have labels); () otherwise."""
+    from .datasets import require_labels
+
+    if not s.config.model.conditional:
+        return ()
+    require_labels(s.data, s.config.data.source)
+    return tuple(s.data.class_names)
 
 
 def _build_state(s: Session) -> bool:
@@ -373,13 +389,14 @@ def _hooks(s: Session) -> Hooks:
     if not s.group.is_main:
         return Hooks(should_stop=s.stop, threads=s.governor)
     run, cb, saver = s.run, s.cb, _saver(s)
+    nrow = 8 if s.config.model.conditional else None  # a row per class (draw.grid_draws)
 
     def on_log(record):
         run.append_stats(record)
         cb.logged(record)
 
     def on_samples(step, images):
-        cb.sampled(step, run.save_samples(step, images))
+        cb.sampled(step, run.save_samples(step, images, nrow))
 
     evaluate = None
     if s.evaluator is not None:
@@ -428,9 +445,6 @@ def _process_group(config, resume, changes, device: str):
 
 
 def _rank0_first(group, load):
-    if group.is_main:
-        out = load()
-        group.barrier()
-        return out
+    out = load() if group.is_main else None
     group.barrier()
-    return load()
+    return out if group.is_main else load()

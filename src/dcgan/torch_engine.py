@@ -180,10 +180,11 @@ def train_step(state: TrainState, inputs: StepInputs) -> dict[str, torch.Tensor]
     one_critic = len(inputs.reals) == 1
     for k, x_real in enumerate(inputs.reals):
         loss_d, logits_real, logits_fake, fake = _d_step(state, inputs, k, x_real, aug, loss)
+    y_fake = _labels(inputs.fake_labels, -1, state)
     if not one_critic:  # with several critic steps, G gets a fresh fake
         with _autocast(state):
-            fake = state.g_train(_device(inputs.z[-1], state))
-    loss_g = _g_step(state, fake, len(inputs.reals) - 1, aug, loss)
+            fake = state.g_train(_device(inputs.z[-1], state), *y_fake)
+    loss_g = _g_step(state, fake, y_fake, len(inputs.reals) - 1, aug, loss)
     if state.generator_ema is not None:
         update_ema(state.generator_ema, state.generator, inputs.ema_decay)
     score = torch.sigmoid if loss.probabilities else (lambda t: t)
@@ -208,19 +209,22 @@ def _d_step(state: TrainState, inputs: StepInputs, k: int, x_real, aug, loss):
         x_real = x_real.contiguous(memory_format=torch.channels_last)
     # with one critic step G's update reuses this fake, so it keeps its graph; critic-only
     # fakes build none (and a DDP forward without a backward would stall its reducer)
+    # a conditional run's labels: () when unconditional, so every call below is unchanged
+    y_real, y_fake = _labels(inputs.labels, k, state), _labels(inputs.fake_labels, k, state)
     with _autocast(state), torch.set_grad_enabled(one_critic):
-        fake = G(_device(inputs.z[k], state))
+        fake = G(_device(inputs.z[k], state), *y_fake)
     if r1_inline:
         x_real = x_real.detach().requires_grad_(True)
     with _autocast(state):  # the logits (N,) go back to fp32 for the losses
-        logits_real = D(aug(x_real, k, REAL)).float()
-        logits_fake = D(aug(fake.detach(), k, FAKE)).float()
+        logits_real = D(aug(x_real, k, REAL), *y_real).float()
+        logits_fake = D(aug(fake.detach(), k, FAKE), *y_fake).float()
     loss_d = loss.d_loss(logits_real, logits_fake)
+    plain_d = lambda x: state.discriminator(x, *y_real)  # noqa: E731
     if cfg.r1_gamma > 0:
         if r1_inline:
             r1 = r1_from_logits(logits_real, x_real)
         else:
-            r1 = r1_penalty(lambda x, k=k: state.discriminator(aug(x, k, REAL)), x_real)
+            r1 = r1_penalty(lambda x, k=k: plain_d(aug(x, k, REAL)), x_real)
         loss_d = loss_d + cfg.r1_gamma / 2 * r1
     if loss.gradient_penalty:
         # through the plain module: autograd.grad with create_graph is not DDP's business; the
@@ -228,7 +232,7 @@ def _d_step(state: TrainState, inputs: StepInputs, k: int, x_real, aug, loss):
         # (DDP's hooks fire once per parameter with the summed gradient)
         alpha = _device(inputs.gp_weights[k], state)
         loss_d = loss_d + cfg.gp_weight * gradient_penalty(
-            state.discriminator, x_real.detach(), fake.detach(), alpha
+            plain_d, x_real.detach(), fake.detach(), alpha
         )
     state.opt_d.zero_grad(set_to_none=True)
     loss_d.backward()
@@ -236,7 +240,7 @@ def _d_step(state: TrainState, inputs: StepInputs, k: int, x_real, aug, loss):
     return loss_d, logits_real, logits_fake, fake
 
 
-def _g_step(state: TrainState, fake: torch.Tensor, k: int, aug, loss) -> torch.Tensor:
+def _g_step(state: TrainState, fake: torch.Tensor, y: tuple, k: int, aug, loss) -> torch.Tensor:
     """G's update through D's verdict on `fake` (augmented as critic step k's). G's loss runs
     through the plain D with its weights frozen: D gets no gradient from it, and a forward
     through the DDP wrapper would arm D's reducer for gradients that never come (the next D step
@@ -245,7 +249,7 @@ def _g_step(state: TrainState, fake: torch.Tensor, k: int, aug, loss) -> torch.T
     D_plain.requires_grad_(False)
     try:
         with _autocast(state):
-            logits_gen = D_plain(aug(fake, k, G_FAKE)).float()
+            logits_gen = D_plain(aug(fake, k, G_FAKE), *y).float()
         loss_g = loss.g_loss(logits_gen)
         state.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
@@ -269,6 +273,12 @@ def _augmenter(state: TrainState):
         return apply_params(x, params.shard(state.group.rank, state.group.world))
 
     return aug
+
+
+def _labels(labels: list[np.ndarray] | None, k: int, state: TrainState) -> tuple:
+    """(the labels of draw k on the device,) for a conditional run; () for an unconditional one,
+    whose nets take no labels."""
+    return () if labels is None else (_device(labels[k], state),)
 
 
 def _device(array: np.ndarray, state: TrainState) -> torch.Tensor:
@@ -304,29 +314,36 @@ def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
 
 
 @torch.no_grad()
-def generate(generator: nn.Module, z, batch_size: int = 256) -> np.ndarray:
+def generate(generator: nn.Module, z, batch_size: int = 256, labels=None) -> np.ndarray:
     """Images from latents float32 (N, latent_dim) (host array or tensor), in eval mode, as uint8
-    (N, C, H, W). The module's mode is restored."""
+    (N, C, H, W); a conditional G also takes labels int64 (N,) or class weights float32 (N, K).
+    The module's mode is restored."""
     device = next(generator.parameters()).device
     z = torch.as_tensor(z, dtype=torch.float32).to(device)
+    y = None if labels is None else torch.as_tensor(labels).to(device)
     was_training = generator.training
     generator.eval()
     out = []
-    for chunk in z.split(batch_size):
-        x = pixels.model_to_uint8(generator(chunk))
+    for start in range(0, len(z), batch_size):
+        args = [t[start : start + batch_size] for t in (z, y) if t is not None]
+        x = pixels.model_to_uint8(generator(*args))
         out.append(x.contiguous().cpu())  # NCHW whatever the module's memory format
     generator.train(was_training)
     return torch.cat(out).numpy()
 
 
 @torch.no_grad()
-def score(discriminator: nn.Module, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
-    """D's logits (float64, (N,)) for uint8 images (N, C, H, W): higher means "more real"."""
+def score(discriminator: nn.Module, images: np.ndarray, batch_size: int = 512, labels=None):
+    """D's logits (float64, (N,)) for uint8 images (N, C, H, W): higher means "more real"; a
+    conditional D judges them as the classes `labels` (N,)."""
     device = next(discriminator.parameters()).device
+    chunks = max(1, math.ceil(len(images) / batch_size))
+    ys = np.array_split(labels, chunks) if labels is not None else [None] * chunks
     out = []
-    for chunk in np.array_split(images, max(1, math.ceil(len(images) / batch_size))):
+    for chunk, y in zip(np.array_split(images, chunks), ys):
         x = pixels.uint8_to_model(torch.from_numpy(chunk).to(device))
-        out.append(discriminator(x).double().cpu())
+        extra = () if y is None else (torch.as_tensor(y).to(device),)
+        out.append(discriminator(x, *extra).double().cpu())
     return torch.cat(out).numpy()
 
 

@@ -111,8 +111,11 @@ def run_info(args) -> int:
     print(f"cache     {data.cache_path or '(bundled, not cached)'}")
     if data.cache_path is not None:
         print(f"bytes     {cache_bytes(data.cache_path)}")
-    if data.labels is not None:
-        print(f"labels    {len(set(data.labels.tolist()))} classes")
+    if data.num_classes:
+        names = ", ".join(data.class_names[:10]) + (", ..." if data.num_classes > 10 else "")
+        print(f"classes   {data.num_classes}: {names}")
+    else:
+        print(f"classes   none ({data.unlabelled_reason or 'no labels'})")
     if data.skipped:
         print(f"skipped   {len(data.skipped)} (listed in {data.cache_path / 'skipped.txt'})")
     return 0
@@ -143,6 +146,7 @@ def describe(data) -> str:
     """One line about a loaded set, plus a line per warning (also used by `dcgan train`)."""
     n, c, h, w = data.images.shape
     text = f"data: {data.name}, {n} images, {c}x{h}x{w}"
+    text += f", {data.num_classes} classes" if data.num_classes else ""
     if data.cache_path is not None:
         text += f" ({'prepared cache' if data.from_cache else 'prepared into'} {data.cache_path})"
     if data.skipped:

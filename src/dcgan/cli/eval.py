@@ -140,7 +140,39 @@ def _score(args, sampler, real, names):
     )
     fake = _generate(sampler, args.num, args.seed, args.batch_size, args.progress, args.truncation)
     headline = {METRICS[n].key + evaluator.suffix: METRICS[n].lower_is_better for n in names}
-    return evaluator(fake), headline
+    metrics = evaluator(fake)
+    if sampler.model.num_classes:
+        metrics |= _class_metrics(args, sampler, real, names, fake)
+    return metrics, headline
+
+
+def _class_metrics(args, sampler, real, names, fake) -> dict[str, float]:
+    """A conditional run's: for the digits, class agreement (the share of samples the shipped
+    classifier labels as the asked class); with a labelled reference of the same classes, each
+    metric within each class (intra_*: the mean over classes) on the samples of that class."""
+    import numpy as np
+
+    from ..evaluation import cycled_labels
+    from ..metrics import METRICS, Evaluator, cheap_metric_names
+
+    model, out = sampler.model, {}
+    labels = cycled_labels(len(fake), model.num_classes)
+    if model.class_names == tuple(str(d) for d in range(10)) and fake.shape[1:] == (1, 28, 28):
+        from ..metrics.digits import class_agreement
+
+        out["class_agreement"] = class_agreement(fake, labels)
+    if real.labels is None or tuple(real.class_names or ()) != model.class_names:
+        return out
+    per_class: dict[str, list[float]] = {}
+    names = [n for n in names if n in cheap_metric_names(True)]  # one reference per class
+    for k in range(model.num_classes):
+        mine, theirs = fake[labels == k], real.images[real.labels == k]
+        if not len(theirs) or any(len(mine) < METRICS[n].min_samples for n in names):
+            continue
+        scores = Evaluator(theirs, tuple(names), use_cache=False, device=str(sampler.device))(mine)
+        for key, value in scores.items():
+            per_class.setdefault(key, []).append(value)
+    return out | {f"intra_{key}": float(np.mean(v)) for key, v in per_class.items()}
 
 
 def _append(run_dir: Path, record: dict, summary: str) -> None:
@@ -222,16 +254,19 @@ def _generate(
     """`sampling.sample` (same latents, same images) in chunks, with a progress bar."""
     import numpy as np
 
+    from ..evaluation import cycled_labels
     from ..sampling import auto_batch_size, from_latents, latents
 
     batch = batch_size or auto_batch_size(sampler.device, sampler.model.image_size)
     z = latents(num, sampler.model.latent_dim, seed, truncation=truncation)
-    chunks = [z[start : start + batch] for start in range(0, len(z), batch)]
+    y = cycled_labels(num, sampler.model.num_classes)
+    starts = range(0, len(z), batch)
+    chunks = [(z[i : i + batch], None if y is None else y[i : i + batch]) for i in starts]
     if progress:
         from tqdm import tqdm
 
         chunks = tqdm(chunks, desc="generating", unit="batch", leave=False)
-    return np.concatenate([from_latents(sampler, c, batch) for c in chunks])
+    return np.concatenate([from_latents(sampler, c, batch, labels) for c, labels in chunks])
 
 
 def _table(metrics: dict[str, float], headline: dict[str, bool]) -> str:

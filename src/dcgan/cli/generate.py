@@ -77,6 +77,14 @@ def register(sub) -> None:
         "latents of each group and draws mean(A) - mean(B) + mean(C) and 8 jittered copies; "
         "grid.png shows A, B, C, the result, the copies",
     )
+    p.add_argument(
+        "--class",
+        dest="klass",
+        metavar="NAME",
+        help="a conditional run's class: a name or number (e.g. 7, cat); all: a class x seed "
+        "grid; A:B with --interpolate: walk from class A to B with z fixed (default: the classes "
+        "in turn, or the labels saved beside --latents)",
+    )
     p.add_argument("--force", action="store_true", help="replace an existing --save-latents file")
     p.add_argument(
         "--checkpoint", default="latest", choices=("latest", "best"), help="which checkpoint"
@@ -164,12 +172,17 @@ def run(args) -> int:
         "latents": str(args.latents) if args.latents else None,
         "truncation": args.truncation,
         "images": len(drawn.images),
+        "class": args.klass,
     }
     artefact.replace_dir(out, lambda tmp: _write(tmp, drawn, record))
     extra = " and scores.csv" if drawn.scores is not None else ""
     if args.save_latents is not None:
         atomic_write(args.save_latents, latent_space.latents_bytes(drawn.z))
         extra += f"; latents {tuple(drawn.z.shape)} to {args.save_latents}"
+        if drawn.labels is not None and drawn.labels.ndim == 1:  # a conditional run's classes
+            path = latent_space.labels_path(args.save_latents)
+            atomic_write(path, latent_space.labels_bytes(drawn.labels))
+            extra += f", their classes to {path.name}"
     trunc = f", truncation {args.truncation:g}" if args.truncation is not None else ""
     print(
         f"wrote {len(drawn.images)} images{extra} to {out} (checkpoint step {sampler.step}{trunc})",
@@ -186,29 +199,33 @@ class _Drawn:
     scores: Any = None  # --nice: D's logits, best first
     grid: bool = False
     nrow: int | None = None
+    labels: Any = None  # a conditional run's: image i's class (int64 (N,))
 
 
-def _draw(args, mode: str, engine, sampler) -> _Drawn:
-    """The latents of the images to write (from the seed, the seeds or --latents, through the
-    mode), and the images."""
+def _draw(args, mode: str, sampling, sampler) -> _Drawn:
+    """The latents (and a conditional run's classes) of the images to write, from the seed, the
+    seeds or --latents, through the mode; and the images."""
     from .. import draw, latent_space
 
-    num, seed, psi = args.num or 64, args.seed or 0, args.truncation
+    num, seed, psi = args.num, args.seed or 0, args.truncation
     dim = sampler.model.latent_dim
     z = latent_space.read_latents(args.latents, dim) if args.latents is not None else None
+    classes = _Classes(args, sampler, mode, z)
     if mode == "seeds":
         seeds = latent_space.parse_seeds(args.seeds)
-        z_out = latent_space.seed_latents(seeds, dim, psi)
+        z_out, y = latent_space.seed_latents(seeds, dim, psi), classes.each(len(seeds))
         names = [f"seed{s:04d}.png" for s in seeds]
-        return _Drawn(engine.per_seed(sampler, z_out), z_out, names, grid=args.grid)
+        return _Drawn(sampling.per_seed(sampler, z_out, y), z_out, names, grid=args.grid, labels=y)
+    num = num or (8 if classes.all else 64)
     if mode == "nice":
         candidates = draw.truncated_latents(draw.nice_candidates(num, args.nice), dim, seed, psi)
-        images, scores, z_out = engine.nice_from_latents(sampler, candidates, num)
-        return _Drawn(images, z_out, _numbered(num), scores, grid=args.grid)
+        y = classes.each(len(candidates))
+        images, scores, z_out = sampling.nice_from_latents(sampler, candidates, num, y)
+        return _Drawn(images, z_out, _numbered(num), scores, args.grid, labels=_first(y, num))
     grid, nrow = args.grid, None
     if mode == "interpolate":
         ends = z if z is not None else draw.truncated_latents(2 * num, dim, seed, psi)
-        z_out = latent_space.interpolation(ends, args.interpolate)
+        z_out, y = classes.walk(ends, args.interpolate)
         grid, nrow = True, args.interpolate
     elif mode == "arithmetic":
         groups = latent_space.parse_arithmetic(args.arithmetic)
@@ -218,11 +235,83 @@ def _draw(args, mode: str, engine, sampler) -> _Drawn:
         else:
             source = f"rows of {args.latents}"
         z_out = latent_space.arithmetic(z, groups, seed, source=source)
-        grid = True
+        y, grid = classes.each(len(z_out)), True
     else:
         z_out = z if z is not None else draw.truncated_latents(num, dim, seed, psi)
-    images = engine.from_latents(sampler, z_out)
-    return _Drawn(images, z_out, _numbered(len(images)), grid=grid, nrow=nrow)
+        z_out, y, nrow = classes.grid(z_out, nrow)
+    images = sampling.from_latents(sampler, z_out, labels=y)
+    return _Drawn(images, z_out, _numbered(len(images)), grid=grid, nrow=nrow, labels=y)
+
+
+def _first(labels, n: int):
+    return None if labels is None else labels[:n]
+
+
+class _Classes:
+    """A conditional run's classes for the images of a mode (None for an unconditional run):
+    --class NAME for every image; --class all for a class x seed grid of plain samples; A:B for
+    an --interpolate walk across two classes with z fixed; no --class: the labels of a --latents
+    file, else the classes in turn (image i is class i mod K)."""
+
+    def __init__(self, args, sampler, mode: str, z):
+        from .. import latent_space, sampling
+
+        self.k, text = sampler.model.num_classes, args.klass
+        self.all, self.pair = text == "all", None
+        self.fixed = None
+        if text is not None and ":" in text and mode == "interpolate":
+            a, b = text.split(":", 1)
+            self.pair = (sampling.class_labels(sampler, a)[0], sampling.class_labels(sampler, b)[0])
+        elif text is not None:
+            chosen = sampling.class_labels(sampler, text)  # also: needs a conditional run
+            if self.all and mode != "sample":
+                raise UsageError(
+                    f"--class all draws a class x seed grid; name one class for --{mode}"
+                )
+            self.fixed = None if self.all else chosen[0]
+        self.file = None
+        if args.latents is not None and self.k and text is None:
+            self.file = latent_space.read_labels(args.latents, self.k, len(z))
+        if self.k and text is None and self.file is None and mode in ("nice", "arithmetic"):
+            raise UsageError(f"{sampler.path} is a conditional run: name the class, --class NAME")
+
+    def each(self, n: int):
+        import numpy as np
+
+        if not self.k:
+            return None
+        if self.fixed is not None:
+            return np.full(n, self.fixed, np.int64)
+        if self.file is not None and len(self.file) == n:
+            return self.file
+        return np.arange(n, dtype=np.int64) % self.k
+
+    def walk(self, ends, steps: int):
+        """--interpolate: within a class (z moves), or across two classes (z fixed, each row's
+        class weights move from A to B)."""
+        import numpy as np
+
+        from .. import latent_space
+
+        if self.pair is None:
+            z_out = latent_space.interpolation(ends, steps)
+            rows = self.each(len(ends) // 2)
+            return z_out, None if rows is None else np.repeat(rows, steps)
+        starts = ends[0::2]
+        t = np.linspace(0, 1, steps, dtype=np.float32)
+        weights = np.zeros((len(starts) * steps, self.k), np.float32)
+        weights[:, self.pair[0]] = np.tile(1 - t, len(starts))
+        weights[:, self.pair[1]] += np.tile(t, len(starts))
+        return np.repeat(starts, steps, axis=0), weights
+
+    def grid(self, z, nrow):
+        """Plain samples: --class all repeats the latents for each class, a row per class."""
+        import numpy as np
+
+        if not self.all:
+            return z, self.each(len(z)), nrow
+        labels = np.repeat(np.arange(self.k, dtype=np.int64), len(z))
+        return np.tile(z, (self.k, 1)), labels, len(z)
 
 
 def _numbered(n: int) -> list[str]:
@@ -268,4 +357,5 @@ def _label(mode: str, args, seed: int) -> str:
     else:
         source = f"-seed{seed}"
     trunc = f"-trunc{args.truncation:g}" if args.truncation is not None else ""
-    return f"{what}{source}{trunc}"
+    klass = f"-class{args.klass.replace(':', '-')}" if args.klass is not None else ""
+    return f"{what}{klass}{source}{trunc}"

@@ -57,6 +57,7 @@ _CONFIG_OPTIONS = {
     "engine": ("train", "engine"), "precision": ("train", "precision"),
     "channels_last": ("train", "channels_last"), "compile": ("train", "compile"),
     "on_divergence": ("train", "on_divergence"),
+    "conditional": ("model", "conditional"), "grid_classes": ("train", "grid_classes"),
 }  # fmt: skip
 
 
@@ -97,6 +98,20 @@ def register(sub) -> None:
         help="default: what measures best (at 28 px width 32, batch 128, lr-g 8e-4 and lr-d "
         "1.6e-3; DiffAugment at 64 px and above); paper: Radford et al. as published (widths 64, "
         "lr 2e-4, batch 64, no augmentation)",
+    )
+    p.add_argument(
+        "--conditional",
+        action="store_true",
+        default=None,
+        help="class-conditional: G and D take the class (labels of the digits, a named set, "
+        "class subfolders or a zip's dataset.json); then dcgan generate --class NAME",
+    )
+    p.add_argument(
+        "--grid-classes",
+        type=positive_int,
+        metavar="N",
+        help=f"a conditional run's sample grids: a row for each of the first N classes "
+        f"(default {t0.grid_classes})",
     )
     p.add_argument("--loss", choices=LOSSES, help=f"GAN loss (default {t0.loss})")
     p.add_argument(

@@ -111,3 +111,10 @@ def digits_metrics(fake: np.ndarray, real_stats: FeatureStats) -> dict[str, floa
     out = {"digits_fd": frechet_from_stats(FeatureStats.of(features), real_stats)}
     out.update(class_metrics(probs))
     return out
+
+
+def class_agreement(images: np.ndarray, labels: np.ndarray) -> float:
+    """The share of a conditional run's digit samples uint8 (N, 1, 28, 28) that the shipped
+    classifier labels as the class they were asked for (labels int (N,), the digit itself)."""
+    _, probs = classify(images)
+    return float((probs.argmax(1) == np.asarray(labels)).mean())

@@ -166,7 +166,7 @@ def update_ema(ema: Generator, model: Generator, decay: float) -> None:
             target[...] = value
 
 
-def generate(generator: Generator, z, batch_size: int = 256) -> np.ndarray:
+def generate(generator: Generator, z, batch_size: int = 256, labels=None) -> np.ndarray:
     """Images from latents (N, latent_dim), in eval mode, as host uint8 (N, C, H, W).
 
     The model's mode is restored (its layer caches are not: call between steps, not inside one).
@@ -182,7 +182,9 @@ def generate(generator: Generator, z, batch_size: int = 256) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros((0, *generator.shape), np.uint8)
 
 
-def score(discriminator: Discriminator, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
+def score(
+    discriminator: Discriminator, images: np.ndarray, batch_size: int = 512, labels=None
+) -> np.ndarray:
     """D's logits (float64, (N,)) for uint8 images (N, C, H, W): higher means "more real"."""
     xp = discriminator.xp
     out = []
@@ -197,6 +199,8 @@ def load_models(
 ) -> tuple[Generator, Discriminator | None]:
     """G and D (None when no arrays are given) in eval mode, from state-dict arrays of either
     engine (dcgan.artefact.Weights); a mismatch with the config is a CheckpointError."""
+    if config.model.conditional:
+        raise UsageError("a conditional run needs --engine torch (the numpy engine has no classes)")
     xp = get_xp(device)
     try:
         g, d = Generator(config.model, xp), Discriminator(config.model, xp)
