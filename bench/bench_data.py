@@ -77,6 +77,7 @@ def bench_prepare(
 def bench_feeding(folder: Path, steps: int) -> None:
     import torch
 
+    from dcgan import pixels
     from dcgan import torch_engine as training
     from dcgan.config import ModelConfig, RunConfig, TrainConfig
     from dcgan.loop import Hooks, loop
@@ -99,7 +100,7 @@ def bench_feeding(folder: Path, steps: int) -> None:
 
         while time.perf_counter() - t < 2.0:
             _, idx = batch_indices(n, 64, 0, count)
-            training.to_model_range(training._gather(data.images, idx, torch.device("cpu")))
+            pixels.uint8_to_model(training._gather(data.images, idx, torch.device("cpu")))
             count += 1
         feed_s = (time.perf_counter() - t) / count
         state = training.create_state(config, torch.device("cpu"))
@@ -122,7 +123,7 @@ def bench_feeding(folder: Path, steps: int) -> None:
     print(f"data path share of a step: {100 * feed_s / step_s:.3f} %")
     text = io.StringIO()
     stats = pstats.Stats(profile, stream=text).sort_stats("cumulative")
-    stats.print_stats(r"_gather|batch_indices|to_model_range|train_step|\(loop\)|generate")
+    stats.print_stats(r"_gather|batch_indices|uint8_to_model|train_step|\(loop\)|generate")
     print("profile of loop (cumulative s):")
     print("\n".join(line for line in text.getvalue().splitlines() if "{" not in line)[-1200:])
 
