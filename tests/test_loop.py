@@ -34,7 +34,7 @@ def test_img_per_s_leaves_out_grids_evaluations_and_checkpoints(monkeypatch):
     logs = []
     hooks = loop.Hooks(on_log=logs.append, evaluate=evaluate, eval_every=2)
     engine = types.SimpleNamespace(
-        feeder=lambda s, d: lambda idx: idx, train_step=train_step, generate=lambda g, z: grid(None)
+        feeder=lambda s, d: lambda idx: idx, train_step=train_step, generate=lambda g, z, labels=None: grid(None)
     )
     assert loop.loop(engine, state, _Data(400), hooks) == "done"
     assert [r["step"] for r in logs] == [4, 8]
@@ -65,7 +65,7 @@ def test_a_non_finite_loss_ends_the_loop_as_diverged():
     engine = types.SimpleNamespace(
         feeder=lambda s, d: lambda idx: idx,
         train_step=train_step,
-        generate=lambda g, z: np.zeros((2, 1, 4, 4), np.uint8),
+        generate=lambda g, z, labels=None: np.zeros((2, 1, 4, 4), np.uint8),
     )
     hooks = loop.Hooks(on_checkpoint=lambda s: saved.append(s.step), on_warning=warnings.append)
     assert loop.loop(engine, state, _Data(400), hooks) == "diverged"

@@ -150,7 +150,7 @@ def test_the_loop_tells_the_governor_each_step_and_logs_the_count():
     engine = types.SimpleNamespace(
         feeder=lambda s, d: lambda idx: idx,
         train_step=lambda s, i: {"loss_d": 0.5},
-        generate=lambda g, z: np.zeros((1, 1, 28, 28), np.uint8),
+        generate=lambda g, z, labels=None: np.zeros((1, 1, 28, 28), np.uint8),
     )
     hooks = loop.Hooks(on_log=logs.append, on_warning=notes.append, threads=Gov())
     assert loop.loop(engine, state, _Data(), hooks) == "done"

@@ -176,27 +176,6 @@ def _torchscript_bytes(generator, weights, batch: int | None, meta: dict[str, st
     return buf.getvalue()
 
 
-def _Checked(inner, latent_dim: int, batch: int):
-    """The traced generator behind a shape check (a trace would accept any shape silently)."""
-    import torch
-
-    class Checked(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.generator = inner
-            self.latent_dim = latent_dim
-            self.batch = batch
-
-        def forward(self, z: torch.Tensor) -> torch.Tensor:
-            if z.dim() != 2 or z.shape[1] != self.latent_dim:
-                raise ValueError("z must be (N, latent_dim): see the dcgan.json extra file")
-            if self.batch > 0 and z.shape[0] != self.batch:
-                raise ValueError("this export has a fixed batch: see the dcgan.json extra file")
-            return self.generator(z)
-
-    return Checked()
-
-
 def _example_inputs(weights, batch: int | None) -> tuple[tuple, list[str]]:
     """The trace's inputs: (z,) or, for a conditional generator, (z, labels)."""
     import torch
@@ -208,22 +187,43 @@ def _example_inputs(weights, batch: int | None) -> tuple[tuple, list[str]]:
     return (z, torch.zeros(batch or 2, dtype=torch.int64)), ["z", "labels"]
 
 
-def _CheckedConditional(inner, latent_dim: int, batch: int):
-    """`_Checked` for a conditional generator: (z, labels) -> images."""
+def _check(z, latent_dim: int, batch: int) -> None:
+    """The shape check of an exported generator (a trace would accept any shape silently)."""
+    if z.dim() != 2 or z.shape[1] != latent_dim:
+        raise ValueError("z must be (N, latent_dim): see the dcgan.json extra file")
+    if batch > 0 and z.shape[0] != batch:
+        raise ValueError("this export has a fixed batch: see the dcgan.json extra file")
+
+
+def _Checked(inner, latent_dim: int, batch: int):
+    """The traced generator behind `_check`: z -> images."""
     import torch
 
     class Checked(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            self.generator = inner
-            self.latent_dim = latent_dim
-            self.batch = batch
+            self.generator, self.latent_dim, self.batch = inner, latent_dim, batch
+
+        def forward(self, z: torch.Tensor) -> torch.Tensor:
+            _check(z, self.latent_dim, self.batch)
+            return self.generator(z)
+
+    return Checked()
+
+
+def _CheckedConditional(inner, latent_dim: int, batch: int):
+    """The traced conditional generator behind `_check`: (z, labels (N,)) -> images."""
+    import torch
+
+    class Checked(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.generator, self.latent_dim, self.batch = inner, latent_dim, batch
 
         def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-            if z.dim() != 2 or z.shape[1] != self.latent_dim or labels.shape != z.shape[:1]:
-                raise ValueError("z must be (N, latent_dim), labels (N,): see dcgan.json")
-            if self.batch > 0 and z.shape[0] != self.batch:
-                raise ValueError("this export has a fixed batch: see the dcgan.json extra file")
+            _check(z, self.latent_dim, self.batch)
+            if labels.shape != z.shape[:1]:
+                raise ValueError("labels must be (N,), one class per latent: see dcgan.json")
             return self.generator(z, labels)
 
     return Checked()

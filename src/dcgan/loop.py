@@ -48,6 +48,7 @@ def loop(engine, state, data: ImageSet, hooks: Hooks) -> str:
     spe = steps_per_epoch(n, cfg.batch_size)
     end = total_steps(state.config, n)
     batch = engine.feeder(state, data)
+    labels = data.labels if state.config.model.num_classes else None  # a conditional run's
     model = state.config.model
     z_grid, y_grid = draw.grid_draws(
         cfg.sample_count, model.latent_dim, cfg.seed, model.num_classes, cfg.grid_classes
@@ -60,7 +61,7 @@ def loop(engine, state, data: ImageSet, hooks: Hooks) -> str:
         if group.any(hooks.should_stop()):
             return "stopped"
         began = time.perf_counter()
-        inputs, epoch = step_inputs(state.config, state.step, n, batch, group, data.labels)
+        inputs, epoch = step_inputs(state.config, state.step, n, batch, group, labels)
         inputs.ema_decay = ema_decay(state.step, cfg.ema_decay)
         stats = engine.train_step(state, inputs)
         if hooks.threads is not None:  # fewer threads when other processes take cores
