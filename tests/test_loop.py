@@ -34,7 +34,9 @@ def test_img_per_s_leaves_out_grids_evaluations_and_checkpoints(monkeypatch):
     logs = []
     hooks = loop.Hooks(on_log=logs.append, evaluate=evaluate, eval_every=2)
     engine = types.SimpleNamespace(
-        feeder=lambda s, d: lambda idx: idx, train_step=train_step, generate=lambda g, z, labels=None: grid(None)
+        feeder=lambda s, d: lambda idx: idx,
+        train_step=train_step,
+        generate=lambda g, z, labels=None: grid(None),
     )
     assert loop.loop(engine, state, _Data(400), hooks) == "done"
     assert [r["step"] for r in logs] == [4, 8]
