@@ -54,8 +54,7 @@ def img_per_s(run: Path) -> float:
 
 
 def samples(run: Path, n: int = 2000):
-    from dcgan.evaluation import cycled_labels
-    from dcgan.sampling import load_sampler, sample
+    from dcgan.sampling import cycled_labels, load_sampler, sample
 
     s = load_sampler(run, "cpu")
     labels = cycled_labels(n, s.model.num_classes)

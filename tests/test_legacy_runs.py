@@ -36,16 +36,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import platform
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+
+from conftest import run_dcgan
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "legacy_0a7b59e"
 EXPECTED = FIXTURE / "expected"
@@ -75,17 +75,7 @@ NOT_EXACT_REASON = (
 
 
 def dcgan(tmp: Path, *args) -> subprocess.CompletedProcess:
-    env = {**os.environ, "DCGAN_HOME": str(tmp / "home"), "TORCH_HOME": str(tmp / "torch")}
-    proc = subprocess.run(
-        [sys.executable, "-m", "dcgan", *map(str, args)],
-        cwd=tmp,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, f"dcgan {args} failed ({proc.returncode}):\n{proc.stderr}"
-    return proc
+    return run_dcgan(*args, cwd=tmp)
 
 
 def copy_run(tmp: Path) -> Path:

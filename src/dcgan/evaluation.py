@@ -15,7 +15,7 @@ import numpy as np
 from . import draw
 from .config import RunConfig
 from .metrics import METRICS, Evaluator, cheap_metric_names, is_better, parse_metric_names
-from .sampling import auto_batch_size
+from .sampling import auto_batch_size, cycled_labels
 
 # The eval latents are their own stream (draw.EVAL), drawn once on the CPU: every evaluation of a
 # run scores the same z, and training noise is untouched.
@@ -93,12 +93,6 @@ class TrainingEval:
             self.saver.save_best(state)
         self.on_result(record, improved)
         return metrics
-
-
-def cycled_labels(n: int, num_classes: int) -> np.ndarray | None:
-    """A conditional run's evaluation classes: each class in turn (image i is class i mod K), so
-    every class is scored in equal share; None for an unconditional run."""
-    return np.arange(n, dtype=np.int64) % num_classes if num_classes else None
 
 
 def eval_record(

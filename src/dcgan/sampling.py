@@ -194,6 +194,16 @@ def _same(label: int | None, n: int) -> np.ndarray | None:
     return None if label is None else np.full(n, label, np.int64)
 
 
+def cycled_labels(n: int, num_classes: int) -> np.ndarray | None:
+    """Labels for n images of a conditional run that take the classes in turn (image i is class
+    i mod K), so every class has an equal share; None for an unconditional run."""
+    return np.arange(n, dtype=np.int64) % num_classes if num_classes else None
+
+
+def _no_classes(s: Sampler) -> UsageError:
+    return UsageError(f"--class needs a conditional run; {s.path} was trained without classes")
+
+
 def check_labels(s: Sampler, labels, n: int):
     """Labels for n images: required (int64 (n,) in range, or float weights (n, K)) by a
     conditional run, refused by an unconditional one; one-line UsageErrors."""
@@ -203,7 +213,7 @@ def check_labels(s: Sampler, labels, n: int):
             raise UsageError(f"{s.path} is a conditional run: name a class (--class, 0..{k - 1})")
         return None
     if not k:
-        raise UsageError(f"--class needs a conditional run; {s.path} was trained without classes")
+        raise _no_classes(s)
     labels = np.asarray(labels)
     if labels.dtype.kind == "f":
         if labels.shape != (n, k) or not np.isfinite(labels).all():
@@ -223,7 +233,7 @@ def class_labels(s: Sampler, text: str) -> list[int]:
     or "all"; anything else is a one-line UsageError listing the classes."""
     names = s.model.class_names if s.model.conditional else ()
     if not names:
-        raise UsageError(f"--class needs a conditional run; {s.path} was trained without classes")
+        raise _no_classes(s)
     if text == "all":
         return list(range(len(names)))
     if text in names:

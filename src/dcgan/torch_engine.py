@@ -178,9 +178,15 @@ def train_step(state: TrainState, inputs: StepInputs) -> dict[str, torch.Tensor]
     loss = LOSSES[state.config.train.loss]
     aug = _augmenter(state)
     one_critic = len(inputs.reals) == 1
+    # a conditional run's labels, each array on the device once: () per draw when unconditional,
+    # so every call below is unchanged
+    ys_real = _labels(inputs.labels, len(inputs.reals), state)
+    ys_fake = _labels(inputs.fake_labels, len(inputs.z), state)
     for k, x_real in enumerate(inputs.reals):
-        loss_d, logits_real, logits_fake, fake = _d_step(state, inputs, k, x_real, aug, loss)
-    y_fake = _labels(inputs.fake_labels, -1, state)
+        loss_d, logits_real, logits_fake, fake = _d_step(
+            state, inputs, k, x_real, (ys_real[k], ys_fake[k]), aug, loss
+        )
+    y_fake = ys_fake[-1]
     if not one_critic:  # with several critic steps, G gets a fresh fake
         with _autocast(state):
             fake = state.g_train(_device(inputs.z[-1], state), *y_fake)
@@ -196,9 +202,10 @@ def train_step(state: TrainState, inputs: StepInputs) -> dict[str, torch.Tensor]
     }
 
 
-def _d_step(state: TrainState, inputs: StepInputs, k: int, x_real, aug, loss):
+def _d_step(state: TrainState, inputs: StepInputs, k: int, x_real, ys: tuple, aug, loss):
     """Critic update k: D's loss on the real batch and a fake from z[k] (plus R1 or the gradient
-    penalty when asked), one Adam step. Returns (loss_d, logits_real, logits_fake, the fake)."""
+    penalty when asked), one Adam step; ys: the real and fake labels' argument tuples. Returns
+    (loss_d, logits_real, logits_fake, the fake)."""
     cfg = state.config.train
     G, D = state.g_train, state.d_train
     one_critic = len(inputs.reals) == 1
@@ -209,8 +216,7 @@ def _d_step(state: TrainState, inputs: StepInputs, k: int, x_real, aug, loss):
         x_real = x_real.contiguous(memory_format=torch.channels_last)
     # with one critic step G's update reuses this fake, so it keeps its graph; critic-only
     # fakes build none (and a DDP forward without a backward would stall its reducer)
-    # a conditional run's labels: () when unconditional, so every call below is unchanged
-    y_real, y_fake = _labels(inputs.labels, k, state), _labels(inputs.fake_labels, k, state)
+    y_real, y_fake = ys
     with _autocast(state), torch.set_grad_enabled(one_critic):
         fake = G(_device(inputs.z[k], state), *y_fake)
     if r1_inline:
@@ -275,10 +281,10 @@ def _augmenter(state: TrainState):
     return aug
 
 
-def _labels(labels: list[np.ndarray] | None, k: int, state: TrainState) -> tuple:
-    """(the labels of draw k on the device,) for a conditional run; () for an unconditional one,
-    whose nets take no labels."""
-    return () if labels is None else (_device(labels[k], state),)
+def _labels(labels: list[np.ndarray] | None, n: int, state: TrainState) -> list[tuple]:
+    """Per draw, the nets' extra arguments: (labels on the device,) for a conditional run; ()
+    for an unconditional one, whose nets take no labels."""
+    return [()] * n if labels is None else [(_device(y, state),) for y in labels]
 
 
 def _device(array: np.ndarray, state: TrainState) -> torch.Tensor:

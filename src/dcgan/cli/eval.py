@@ -152,8 +152,8 @@ def _class_metrics(args, sampler, real, names, fake) -> dict[str, float]:
     metric within each class (intra_*: the mean over classes) on the samples of that class."""
     import numpy as np
 
-    from ..evaluation import cycled_labels
     from ..metrics import METRICS, Evaluator, cheap_metric_names
+    from ..sampling import cycled_labels
 
     model, out = sampler.model, {}
     labels = cycled_labels(len(fake), model.num_classes)
@@ -254,8 +254,7 @@ def _generate(
     """`sampling.sample` (same latents, same images) in chunks, with a progress bar."""
     import numpy as np
 
-    from ..evaluation import cycled_labels
-    from ..sampling import auto_batch_size, from_latents, latents
+    from ..sampling import auto_batch_size, cycled_labels, from_latents, latents
 
     batch = batch_size or auto_batch_size(sampler.device, sampler.model.image_size)
     z = latents(num, sampler.model.latent_dim, seed, truncation=truncation)

@@ -278,13 +278,15 @@ class _Classes:
     def each(self, n: int):
         import numpy as np
 
+        from .. import sampling
+
         if not self.k:
             return None
         if self.fixed is not None:
             return np.full(n, self.fixed, np.int64)
         if self.file is not None and len(self.file) == n:
             return self.file
-        return np.arange(n, dtype=np.int64) % self.k
+        return sampling.cycled_labels(n, self.k)
 
     def walk(self, ends, steps: int):
         """--interpolate: within a class (z moves), or across two classes (z fixed, each row's
